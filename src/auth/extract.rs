@@ -1,0 +1,73 @@
+//! Authentication as axum extractors: a handler that takes an [`AuthUser`]
+//! needs a valid Bearer token, one that takes an [`AdminUser`] an admin's.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+use super::Claims;
+use crate::{error::AppError, state::AppState};
+
+/// The caller, from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    pub id: i32,
+    pub email: String,
+    pub is_admin: bool,
+}
+
+impl From<Claims> for AuthUser {
+    fn from(claims: Claims) -> Self {
+        Self {
+            // Tokens are only ever signed with numeric ids.
+            id: claims.sub.parse().unwrap_or_default(),
+            email: claims.email,
+            is_admin: claims.admin,
+        }
+    }
+}
+
+/// An authenticated admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUser(pub AuthUser);
+
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token =
+            bearer_token(parts).ok_or_else(|| AppError::unauthorized("Access token required"))?;
+        state.tokens.verify_access(token).map(AuthUser::from)
+    }
+}
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !user.is_admin {
+            return Err(AppError::Forbidden {
+                code: "FORBIDDEN",
+                message: "Admin access required".to_owned(),
+            });
+        }
+        Ok(AdminUser(user))
+    }
+}

@@ -1,0 +1,52 @@
+//! Authentication shared by every flow: password hashing, JWT access tokens,
+//! refresh tokens, the admin bootstrap, the login/verify routes, and the two
+//! ways a caller proves who it is — the [`AuthUser`]/[`AdminUser`] axum
+//! extractors and the socket connect step ([`identify_socket`]). Both read
+//! tokens through [`TokenKeys`].
+
+mod extract;
+mod password;
+mod routes;
+mod service;
+mod token;
+
+pub use extract::{AdminUser, AuthUser};
+pub use password::{hash_password, verify_password};
+pub use routes::router;
+pub use service::{LoginResponse, UserView, bootstrap_admin, issue_session, load_signing_secret};
+pub use token::{Claims, TokenKeys};
+
+/// Who is on the other end of a socket, decided once in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// No valid token: a widget visitor.
+    Visitor,
+    User(AuthUser),
+}
+
+impl Identity {
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Identity::User(user) if user.is_admin)
+    }
+
+    pub fn user(&self) -> Option<&AuthUser> {
+        match self {
+            Identity::Visitor => None,
+            Identity::User(user) => Some(user),
+        }
+    }
+}
+
+/// Reads `auth.token` of a socket handshake (`io(url, { auth: { token } })`).
+/// A missing, expired or forged token makes a visitor, never an error: widgets
+/// connect without one.
+pub fn identify_socket(keys: &TokenKeys, auth: Option<&serde_json::Value>) -> Identity {
+    let token = auth
+        .and_then(|auth| auth.get("token"))
+        .and_then(|token| token.as_str())
+        .map(|token| token.strip_prefix("Bearer ").unwrap_or(token));
+    match token.map(|token| keys.verify_access(token)) {
+        Some(Ok(claims)) => Identity::User(AuthUser::from(claims)),
+        _ => Identity::Visitor,
+    }
+}

@@ -1,0 +1,213 @@
+//! The one error type of the service layer, [`AppError`], and its two mappings:
+//! to an HTTP response `{error, message, code}` and to the `{code, message}` pair
+//! that socket flows put in their error events.
+//!
+//! `error` and `message` carry the same human-readable text: frontends written for
+//! the Node originals show either one. Internal details (database, provider
+//! errors) are logged, never sent.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::rejection::{JsonRejection, PathRejection, QueryRejection},
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use sea_orm::DbErr;
+use serde::Serialize;
+
+use crate::ai::AiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or fails validation (400).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// No valid credentials (401).
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    /// Authenticated, but not allowed (403).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// Unknown, or not visible to the caller (404).
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    /// The route exists, but not for this method (405).
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// Conflicts with existing state, e.g. a taken email (409).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The body or payload exceeds the configured limit (413).
+    #[error("{message}")]
+    PayloadTooLarge { message: String },
+    /// Over a rate limit or quota (429).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: Duration,
+    },
+    /// A feature needs configuration that is missing (503).
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// The AI provider failed (502, or 504 on a timeout).
+    #[error(transparent)]
+    Ai(#[from] AiError),
+    #[error("database error: {0}")]
+    Database(#[from] DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+/// What a socket flow puts in its error event.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code: "INVALID_REQUEST",
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code: "UNAUTHORIZED",
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Ai(AiError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Ai(_) => StatusCode::BAD_GATEWAY,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Forbidden { code, .. }
+            | Self::NotFound { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Unavailable { code, .. } => code,
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Ai(_) => "AI_PROVIDER_ERROR",
+            Self::Database(_) | Self::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The text shown to the client; internal causes stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Ai(err) => err.public_message(),
+            Self::Database(_) | Self::Internal(_) => "Internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Logs what the client will not see, once, where the error leaves the service.
+    fn log(&self) {
+        match self {
+            Self::Database(_) | Self::Internal(_) => {
+                tracing::error!(error = %self, "request failed")
+            }
+            Self::Ai(err) => tracing::warn!(error = %err, "AI provider failed"),
+            _ => tracing::debug!(error = %self, "request rejected"),
+        }
+    }
+
+    pub fn to_socket_error(&self) -> SocketError {
+        self.log();
+        SocketError {
+            code: self.code(),
+            message: self.public_message(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: &'a str,
+    code: &'a str,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        self.log();
+        let message = self.public_message();
+        let body = ErrorBody {
+            error: &message,
+            message: &message,
+            code: self.code(),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::RateLimited { retry_after, .. } = &self {
+            let secs = retry_after.as_secs().max(1);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::PayloadTooLarge {
+                message: "Request body is too large".to_owned(),
+            };
+        }
+        let code = match rejection {
+            JsonRejection::MissingJsonContentType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            JsonRejection::JsonSyntaxError(_) => "INVALID_JSON",
+            _ => "INVALID_REQUEST",
+        };
+        Self::Invalid {
+            code,
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        Self::invalid(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::invalid(rejection.body_text())
+    }
+}

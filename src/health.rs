@@ -1,0 +1,102 @@
+//! Liveness: `GET /api/health` (database and AI state included) and the socket
+//! event `health`, which acknowledges at once and serves as a round-trip probe.
+
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+use socketioxide::extract::{AckSender, SocketRef};
+
+use crate::{ai::ProviderName, state::AppState, store};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/health", get(health))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthReport {
+    status: &'static str,
+    timestamp: String,
+    version: &'static str,
+    /// Seconds since start-up.
+    uptime: f64,
+    memory: MemoryReport,
+    database: DatabaseReport,
+    ai: AiReport,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemoryReport {
+    /// Resident set size in bytes, when the platform tells.
+    rss: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct DatabaseReport {
+    status: &'static str,
+    backend: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AiReport {
+    provider: ProviderName,
+    model: String,
+    /// True when answers come from the built-in demo provider.
+    demo: bool,
+    configured: Vec<ProviderName>,
+}
+
+/// 200 with `status: "OK"`; 503 with `status: "DEGRADED"` when the database
+/// does not answer.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let database_up = state.db.ping().await.is_ok();
+    let model = state.ai.default_model();
+    let configured = [
+        ProviderName::Openai,
+        ProviderName::Openrouter,
+        ProviderName::Gemini,
+        ProviderName::Demo,
+    ]
+    .into_iter()
+    .filter(|name| state.ai.is_configured(*name))
+    .collect();
+    let report = HealthReport {
+        status: if database_up { "OK" } else { "DEGRADED" },
+        timestamp: Utc::now().to_rfc3339(),
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: state.started_at.elapsed().as_secs_f64(),
+        memory: MemoryReport {
+            rss: memory_stats::memory_stats().map(|usage| usage.physical_mem),
+        },
+        database: DatabaseReport {
+            status: if database_up {
+                "connected"
+            } else {
+                "unreachable"
+            },
+            backend: store::backend_name(&state.db),
+        },
+        ai: AiReport {
+            provider: model.provider(),
+            model: model.default_model().to_owned(),
+            demo: model.provider() == ProviderName::Demo,
+            configured,
+        },
+    };
+    let status = if database_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}
+
+/// `socket.emit("health", ack)` → `ack({status: "OK", timestamp})`.
+pub fn register(socket: &SocketRef) {
+    socket.on("health", async |ack: AckSender| {
+        let _ = ack.send(&json!({ "status": "OK", "timestamp": Utc::now().to_rfc3339() }));
+    });
+}

@@ -1,0 +1,29 @@
+//! Switchboard: one Rust server for the Socket.IO frontends of AI chat products.
+//!
+//! Read in this order:
+//! - [`config`]: every setting, from flags, the environment and `.env`.
+//! - [`server`]: start-up, the router, the listener, graceful shutdown.
+//! - [`state`]: the [`state::AppState`] every handler shares.
+//! - [`socket`]: the Socket.IO engine and the connect step that registers each
+//!   flow's event handlers.
+//! - [`error`]: the one service-layer error, mapped to HTTP and socket errors.
+//! - [`http`]: JSON extraction, CORS, security headers, fallbacks.
+//! - [`store`]: the database (SQLite or PostgreSQL through SeaORM) and settings.
+//! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
+//! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
+//! - [`health`]: `GET /api/health` and the `health` socket event.
+
+pub mod ai;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod server;
+pub mod socket;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,212 @@
+//! Start-up and shutdown: connect the store, build the state, the router and
+//! the Socket.IO layer, listen, serve, and stop gracefully.
+
+use std::{future::Future, io, net::SocketAddr, time::Instant};
+
+use axum::{
+    Extension, Router,
+    extract::DefaultBodyLimit,
+    middleware::map_response,
+    response::{IntoResponse, Response},
+    serve::{Listener, ListenerExt},
+};
+use socketioxide::SocketIo;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+use crate::{
+    ai::{AiError, Providers},
+    auth::{self, TokenKeys},
+    config::Config,
+    error::AppError,
+    health, http, socket,
+    state::{AppState, Shared},
+    store,
+};
+
+/// Pending connections the kernel queues for us; tokio's default of 128
+/// overflows under connection bursts.
+const LISTEN_BACKLOG: u32 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("AI provider set-up: {0}")]
+    Ai(#[from] AiError),
+    #[error("{0}")]
+    Setup(#[from] AppError),
+    #[error("server: {0}")]
+    Serve(io::Error),
+}
+
+/// A server that is listening but not yet serving; tests read its address.
+pub struct Server {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    io: SocketIo,
+}
+
+impl Server {
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let db = store::connect(&config.database_url).await?;
+        let secret = auth::load_signing_secret(&db, &config).await?;
+        auth::bootstrap_admin(&db, &config).await?;
+        let ai = Providers::from_config(&config)?;
+        let default_model = ai.default_model();
+        tracing::info!(
+            provider = %default_model.provider(),
+            model = default_model.default_model(),
+            database = store::backend_name(&db),
+            "configured"
+        );
+
+        let (socket_layer, io) = socket::build(&config);
+        let state = AppState::new(Shared {
+            tokens: TokenKeys::new(
+                secret.as_bytes(),
+                std::time::Duration::from_secs(config.access_token_ttl_secs),
+            ),
+            ai,
+            db,
+            tasks: TaskTracker::new(),
+            started_at: Instant::now(),
+            config,
+        });
+        socket::attach(&io, &state);
+
+        let addr = SocketAddr::new(state.config.host, state.config.port);
+        let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let router = routes(&state)
+            .layer(Extension(io.clone()))
+            .layer(socket_layer)
+            .layer(map_response(http::security_headers))
+            .layer(TraceLayer::new_for_http())
+            .layer(CatchPanicLayer::custom(|_panic| -> Response {
+                AppError::Internal("a handler panicked".to_owned()).into_response()
+            }))
+            .layer(http::cors(&state.config.cors_origins));
+        Ok(Self {
+            listener,
+            router,
+            state,
+            io,
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, gives running AI
+    /// work the grace period to finish, closes every socket and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Self {
+            listener,
+            router,
+            state,
+            io,
+        } = self;
+        let listener = listener.tap_io(|tcp| {
+            // Without it small replies wait ~40 ms on Nagle's algorithm.
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(%err, "cannot set TCP_NODELAY");
+            }
+        });
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "Switchboard listening");
+        }
+        let stop_accepting = CancellationToken::new();
+        let serving = tokio::spawn(
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
+            .into_future(),
+        );
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        stop_accepting.cancel();
+        let grace = state.config.shutdown_grace();
+        state.tasks.close();
+        if tokio::time::timeout(grace, state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("running AI work did not finish within the grace period");
+        }
+        io.close().await;
+        match tokio::time::timeout(grace, serving).await {
+            Ok(Ok(result)) => result.map_err(StartError::Serve)?,
+            Ok(Err(join)) => tracing::error!(%join, "server task failed"),
+            Err(_) => tracing::warn!("connections still open after the grace period"),
+        }
+        if let Err(err) = state.db.close_by_ref().await {
+            tracing::warn!(%err, "closing the database");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn routes(state: &AppState) -> Router {
+    Router::new()
+        .merge(auth::router())
+        .merge(health::router())
+        .fallback(http::not_found)
+        .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))
+        .with_state(state.clone())
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,37 @@
+//! [`AppState`]: what every handler and service shares, built once at start-up.
+
+use std::{ops::Deref, sync::Arc, time::Instant};
+
+use sea_orm::DatabaseConnection;
+use tokio_util::task::TaskTracker;
+
+use crate::{ai::Providers, auth::TokenKeys, config::Config};
+
+/// Cheap to clone: one shared allocation.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub tokens: TokenKeys,
+    pub ai: Providers,
+    /// Background work that must finish (or persist what it has) before the
+    /// process exits: AI replies and streams. Shutdown waits on it.
+    pub tasks: TaskTracker,
+    pub started_at: Instant,
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
