@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// The `switchboard` command line.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about)]
+#[command(name = "switchboard", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -33,6 +33,9 @@ pub enum AppError {
     /// Unknown, or not visible to the caller (404).
     #[error("{message}")]
     NotFound { code: &'static str, message: String },
+    /// The body is not JSON where JSON is expected (415).
+    #[error("Expected a JSON body with `Content-Type: application/json`")]
+    UnsupportedMediaType,
     /// The route exists, but not for this method (405).
     #[error("Method not allowed")]
     MethodNotAllowed,
@@ -97,6 +100,7 @@ impl AppError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -117,6 +121,7 @@ impl AppError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unavailable { code, .. } => code,
+            Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::RateLimited { .. } => "RATE_LIMITED",
@@ -189,7 +194,7 @@ impl From<JsonRejection> for AppError {
             };
         }
         let code = match rejection {
-            JsonRejection::MissingJsonContentType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            JsonRejection::MissingJsonContentType(_) => return Self::UnsupportedMediaType,
             JsonRejection::JsonSyntaxError(_) => "INVALID_JSON",
             _ => "INVALID_REQUEST",
         };

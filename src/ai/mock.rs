@@ -376,6 +376,9 @@ fn sse_stream(
                 tokio::time::sleep(delay).await;
             }
             if cut_after == Some(index) {
+                // Let the chunks before the cut reach the client first: the
+                // connection is aborted with whatever is still buffered.
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 return Some((
                     Err(std::io::Error::other("mock cut the stream")),
                     (usize::MAX, guard),

@@ -1,0 +1,241 @@
+//! The test harness: [`spawn_app`] starts the real server in-process on a free
+//! port, with a fresh database (a SQLite temp file, or a new PostgreSQL
+//! database when `TEST_DATABASE_URL` is set) and the mock AI provider as its
+//! OpenAI-compatible backend.
+#![allow(dead_code)] // each test binary uses part of the harness
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde_json::{Value, json};
+use switchboard::{Config, Server, ai::mock::MockAi, auth::Claims, state::AppState};
+use tokio::sync::oneshot;
+
+pub const ADMIN_EMAIL: &str = "admin@test.local";
+pub const ADMIN_PASSWORD: &str = "admin-test-password";
+pub const JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub mock: MockAi,
+    pub state: AppState,
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _database: TestDatabase,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Starts the server with extra command-line flags on top of the test defaults.
+pub async fn spawn_app_with(extra_args: &[&str]) -> TestApp {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.expect("mock AI starts");
+    let server = build_server(&database.url, &mock, extra_args).await;
+    let addr = server.local_addr().expect("bound");
+    let state = server.state().clone();
+    let (shutdown, on_shutdown) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        let _ = server
+            .run(async move {
+                let _ = on_shutdown.await;
+            })
+            .await;
+    });
+    TestApp {
+        addr,
+        base_url: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        mock,
+        state,
+        database_url: database.url.clone(),
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _database: database,
+    }
+}
+
+pub fn test_args(database_url: &str, mock: &MockAi) -> Vec<String> {
+    [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--database-url",
+        database_url,
+        "--jwt-secret",
+        JWT_SECRET,
+        "--admin-email",
+        ADMIN_EMAIL,
+        "--admin-password",
+        ADMIN_PASSWORD,
+        "--openai-base-url",
+        &mock.base_url(),
+        "--openai-api-key",
+        "test-key",
+        "--ai-timeout-secs",
+        "5",
+        "--ai-max-retries",
+        "1",
+        "--demo-word-delay-ms",
+        "1",
+        "--shutdown-grace-secs",
+        "5",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+pub async fn build_server(database_url: &str, mock: &MockAi, extra_args: &[&str]) -> Server {
+    let mut args = test_args(database_url, mock);
+    args.extend(extra_args.iter().map(|s| (*s).to_owned()));
+    let config = Config::from_args(args).expect("valid test configuration");
+    Server::build(config).await.expect("server starts")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json(
+            "/api/auth/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// An admin access token.
+    pub async fn admin_token(&self) -> String {
+        let body: Value = self
+            .login(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .json()
+            .await
+            .expect("json");
+        body["accessToken"].as_str().expect("a token").to_owned()
+    }
+
+    /// Stops the server as SIGTERM would and waits until it has.
+    pub async fn shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(20), server)
+                .await
+                .expect("server stops in time")
+                .expect("server task ends cleanly");
+        }
+    }
+}
+
+/// A token signed with the test secret, for forging expired or tampered tokens.
+pub fn sign_claims(claims: &Claims, secret: &str) -> String {
+    switchboard::auth::TokenKeys::new(secret.as_bytes(), Duration::from_secs(900))
+        .sign(claims)
+        .expect("signed")
+}
+
+/// A fresh database for one test, removed afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => Self::postgres(admin_url).await,
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                Self {
+                    url,
+                    cleanup: Cleanup::Sqlite(dir),
+                }
+            }
+        }
+    }
+
+    async fn postgres(admin_url: String) -> Self {
+        use sea_orm::{ConnectionTrait, Database};
+        let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("TEST_DATABASE_URL reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(base, _)| base);
+        Self {
+            url: format!("{base}/{name}"),
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Cleanup::Postgres { admin_url, name } = &self.cleanup else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs inside the test's runtime; a thread with its own runtime may block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                use sea_orm::{ConnectionTrait, Database};
+                let admin = Database::connect(&admin_url).await.ok()?;
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
+                admin.close().await.ok()
+            })
+        })
+        .join();
+    }
+}

@@ -1,0 +1,317 @@
+//! The walking skeleton seen from outside: health, auth, JSON errors, CORS,
+//! and the persistence of the signing secret.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use switchboard::auth::Claims;
+
+#[tokio::test]
+async fn health_reports_database_and_ai() {
+    let app = spawn_app().await;
+    let response = app.get("/api/health").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], "OK");
+    assert_eq!(body["database"]["status"], "connected");
+    assert_eq!(body["ai"]["provider"], "openai");
+    assert_eq!(body["ai"]["demo"], false);
+    assert!(body["uptime"].as_f64().is_some());
+    assert!(body["version"].as_str().is_some());
+    assert!(body["timestamp"].as_str().unwrap().contains('T'));
+}
+
+#[tokio::test]
+async fn login_returns_tokens_and_verify_accepts_them() {
+    let app = spawn_app().await;
+    let response = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["message"], "Login successful");
+    assert_eq!(body["token"], body["accessToken"]);
+    assert!(body["refreshToken"].as_str().unwrap().len() >= 32);
+    assert_eq!(body["expiresIn"], 900);
+    assert_eq!(body["user"]["email"], ADMIN_EMAIL);
+    assert_eq!(body["user"]["isAdmin"], true);
+    assert!(body["user"].get("passwordHash").is_none());
+
+    let token = body["accessToken"].as_str().unwrap();
+    let verified = app.get_auth("/api/auth/verify", token).await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    let verified: Value = verified.json().await.unwrap();
+    assert_eq!(verified["valid"], true);
+    assert_eq!(verified["user"]["email"], ADMIN_EMAIL);
+}
+
+#[tokio::test]
+async fn login_rejects_wrong_credentials_alike() {
+    let app = spawn_app().await;
+    for (email, password) in [
+        (ADMIN_EMAIL, "wrong"),
+        ("nobody@test.local", ADMIN_PASSWORD),
+    ] {
+        let response = app.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "Invalid email or password");
+        assert_eq!(body["message"], "Invalid email or password");
+        assert_eq!(body["code"], "INVALID_CREDENTIALS");
+    }
+}
+
+#[tokio::test]
+async fn verify_rejects_missing_forged_and_expired_tokens() {
+    let app = spawn_app().await;
+    let missing = app.get("/api/auth/verify").await;
+    assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        missing.json::<Value>().await.unwrap()["code"],
+        "UNAUTHORIZED"
+    );
+
+    let now = chrono::Utc::now().timestamp() as u64;
+    let claims = Claims {
+        sub: "1".into(),
+        email: ADMIN_EMAIL.into(),
+        admin: true,
+        iat: now,
+        exp: now + 600,
+    };
+    let forged = sign_claims(&claims, "some-other-secret");
+    let response = app.get_auth("/api/auth/verify", &forged).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "INVALID_TOKEN"
+    );
+
+    let expired = sign_claims(
+        &Claims {
+            iat: now - 3600,
+            exp: now - 1800,
+            ..claims
+        },
+        JWT_SECRET,
+    );
+    let response = app.get_auth("/api/auth/verify", &expired).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "TOKEN_EXPIRED"
+    );
+
+    let garbage = app.get_auth("/api/auth/verify", "not-a-jwt").await;
+    assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors_and_the_server_stays_up() {
+    let app = spawn_app().await;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            app.http
+                .post(app.url("/api/auth/login"))
+                .header("content-type", "application/json")
+                .body("{not json"),
+            StatusCode::BAD_REQUEST,
+            "INVALID_JSON",
+        ),
+        (
+            app.http.post(app.url("/api/auth/login")).body("email=a"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            app.http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({ "email": 5 })),
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+        ),
+        (
+            app.http
+                .post(app.url("/api/auth/login"))
+                .json(&json!({ "email": "a@b.c", "password": "x".repeat(2 * 1024 * 1024) })),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            app.http.get(app.url("/api/no-such-route")),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            app.http.get(app.url("/no-such-page")),
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+        ),
+        (
+            app.http.delete(app.url("/api/auth/login")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "status for {code}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["code"], code);
+        assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(body["error"], body["message"]);
+    }
+    assert_eq!(app.get("/api/health").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn cors_allows_local_origins_with_credentials_only() {
+    let app = spawn_app().await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let allowed = preflight("http://localhost:5173").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let allowed = preflight("http://127.0.0.1:3000").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:3000"
+    );
+    let denied = preflight("http://evil.example").await.unwrap();
+    assert!(
+        denied
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+
+    let polling = app
+        .http
+        .get(app.url("/socket.io/?EIO=4&transport=polling"))
+        .header("origin", "http://localhost:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(polling.status(), StatusCode::OK);
+    assert_eq!(
+        polling.headers()["access-control-allow-origin"],
+        "http://localhost:8080"
+    );
+}
+
+#[tokio::test]
+async fn configured_cors_origins_replace_the_defaults() {
+    let app = spawn_app_with(&["--cors-origins", "https://app.example.com"]).await;
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/health"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let allowed = preflight("https://app.example.com").await.unwrap();
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let local = preflight("http://localhost:5173").await.unwrap();
+    assert!(local.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn responses_carry_security_headers() {
+    let app = spawn_app().await;
+    let response = app.get("/api/health").await;
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["x-frame-options"], "SAMEORIGIN");
+    assert!(response.headers().contains_key("referrer-policy"));
+}
+
+#[tokio::test]
+async fn generated_signing_secret_survives_a_restart() {
+    let database = TestDatabase::create().await;
+    let mock = switchboard::ai::mock::MockAi::start().await.unwrap();
+    // No JWT_SECRET: the server generates one and stores it.
+    let mut args: Vec<String> = test_args(&database.url, &mock);
+    let secret_at = args.iter().position(|a| a == "--jwt-secret").unwrap();
+    args.drain(secret_at..secret_at + 2);
+    let first = switchboard::Server::build(switchboard::Config::from_args(args.clone()).unwrap())
+        .await
+        .unwrap();
+    let token = first
+        .state()
+        .tokens
+        .issue_access(1, ADMIN_EMAIL, true)
+        .unwrap();
+    drop(first);
+    let second = switchboard::Server::build(switchboard::Config::from_args(args).unwrap())
+        .await
+        .unwrap();
+    let claims = second
+        .state()
+        .tokens
+        .verify_access(&token)
+        .expect("token still valid");
+    assert_eq!(claims.email, ADMIN_EMAIL);
+    assert!(
+        switchboard::auth::TokenKeys::new(
+            JWT_SECRET.as_bytes(),
+            std::time::Duration::from_secs(60)
+        )
+        .verify_access(&token)
+        .is_err(),
+        "the generated secret is not the test one"
+    );
+}
+
+#[tokio::test]
+async fn without_admin_password_a_random_admin_is_created_once() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let database = TestDatabase::create().await;
+    let mock = switchboard::ai::mock::MockAi::start().await.unwrap();
+    let mut args: Vec<String> = test_args(&database.url, &mock);
+    let at = args.iter().position(|a| a == "--admin-password").unwrap();
+    args.drain(at..at + 2);
+    let config = switchboard::Config::from_args(args).unwrap();
+    let server = switchboard::Server::build(config.clone()).await.unwrap();
+    let admins = entity::user::Entity::find()
+        .filter(entity::user::Column::IsAdmin.eq(true))
+        .all(&server.state().db)
+        .await
+        .unwrap();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(admins[0].email, ADMIN_EMAIL);
+    assert!(admins[0].password_hash.starts_with("$argon2id$"));
+    let hash = admins[0].password_hash.clone();
+    drop(server);
+    // A restart keeps that admin and its password.
+    let server = switchboard::Server::build(config).await.unwrap();
+    let admins = entity::user::Entity::find()
+        .filter(entity::user::Column::IsAdmin.eq(true))
+        .all(&server.state().db)
+        .await
+        .unwrap();
+    assert_eq!(admins.len(), 1);
+    assert_eq!(admins[0].password_hash, hash);
+}
