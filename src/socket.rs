@@ -22,9 +22,15 @@ use crate::{auth, config::Config, health, state::AppState};
 /// default of 128 is too small for a burst of stream chunks to a slow client.
 const SOCKET_BUFFER_PACKETS: usize = 1024;
 
+/// Over `max_payload_bytes` a packet closes its connection, on every transport,
+/// as Node's `maxHttpBufferSize` does; each flow's own, smaller limits answer
+/// with that flow's error event instead.
 pub fn build(config: &Config) -> (SocketIoLayer, SocketIo) {
+    let max_message = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
     SocketIo::builder()
         .max_payload(config.max_payload_bytes)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
         .max_buffer_size(SOCKET_BUFFER_PACKETS)
         .build_layer()
 }

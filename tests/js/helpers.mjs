@@ -1,0 +1,70 @@
+// Shared helpers for the compatibility tests. The Rust runner
+// (tests/js_compat.rs) starts a fresh server for each test file and passes its
+// address and credentials in the environment.
+import { io } from 'socket.io-client';
+
+export const SERVER_URL = process.env.SWITCHBOARD_URL;
+export const MOCK_AI_URL = process.env.MOCK_AI_URL;
+export const ADMIN_EMAIL = process.env.ADMIN_EMAIL;
+export const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;
+
+if (!SERVER_URL) {
+  throw new Error('SWITCHBOARD_URL is not set: run these tests through `cargo test --test js_compat`');
+}
+
+/** Opens a socket and resolves once it is connected. */
+export function connect(options = {}) {
+  const socket = io(SERVER_URL, { forceNew: true, reconnection: false, timeout: 10_000, ...options });
+  return new Promise((resolve, reject) => {
+    socket.once('connect', () => resolve(socket));
+    socket.once('connect_error', (err) => {
+      socket.close();
+      reject(err);
+    });
+  });
+}
+
+/** Resolves with the next `event` payload on `socket`, or rejects after `ms`. */
+export function nextEvent(socket, event, ms = 5_000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      socket.off(event, onEvent);
+      reject(new Error(`no '${event}' within ${ms} ms`));
+    }, ms);
+    function onEvent(payload) {
+      clearTimeout(timer);
+      resolve(payload);
+    }
+    socket.once(event, onEvent);
+  });
+}
+
+/** Collects every `event` payload on `socket` into the returned array. */
+export function collect(socket, event) {
+  const seen = [];
+  socket.on(event, (payload) => seen.push(payload));
+  return seen;
+}
+
+/** Waits until `predicate()` is true, polling every 10 ms. */
+export async function waitFor(predicate, ms = 5_000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Resolves when `ms` passed; for asserting that nothing arrives. */
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Logs in through the REST API and returns the JSON body. */
+export async function login(email = ADMIN_EMAIL, password = ADMIN_PASSWORD) {
+  const response = await fetch(`${SERVER_URL}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+  if (!response.ok) throw new Error(`login failed: ${response.status}`);
+  return response.json();
+}
