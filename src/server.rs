@@ -65,6 +65,11 @@ impl Server {
             "configured"
         );
 
+        if config.redis_url.is_some() {
+            tracing::warn!(
+                "REDIS_URL is set, but this version has no Redis adapter yet: rooms are not shared between nodes"
+            );
+        }
         let (socket_layer, io) = socket::build(&config);
         let state = AppState::new(Shared {
             tokens: TokenKeys::new(

@@ -83,7 +83,7 @@ fn migrate_subcommand_applies_migrations_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["migrate", "--database-url", &url])
+        .args(["--database-url", &url, "migrate"])
         .output()
         .unwrap();
     assert!(
