@@ -95,6 +95,20 @@ pub struct Config {
     /// Largest HTTP request body accepted by the REST routes, in bytes.
     #[arg(long, env = "HTTP_BODY_LIMIT_BYTES", default_value_t = 1_048_576)]
     pub http_body_limit_bytes: usize,
+    /// Events a socket may send per second (a flood answers `RATE_LIMITED`).
+    #[arg(long, env = "SOCKET_EVENTS_PER_SEC", default_value_t = 20)]
+    pub socket_events_per_sec: u32,
+    /// Events a socket may send at once before the per-second rate applies.
+    #[arg(long, env = "SOCKET_EVENT_BURST", default_value_t = 40)]
+    pub socket_event_burst: u32,
+    /// Longest live-chat message, in characters.
+    #[arg(long, env = "LIVECHAT_MAX_MESSAGE_CHARS", default_value_t = 5000)]
+    pub livechat_max_message_chars: usize,
+    /// Serve dashboards that connect without a token: admin-bound events go to
+    /// every socket and admin events are accepted from any socket. Unsafe on
+    /// the open internet.
+    #[arg(long, env = "LIVECHAT_LEGACY_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
+    pub livechat_legacy_broadcast: bool,
     /// Seconds that running AI replies get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -12,6 +12,8 @@
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
 //! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
 //! - [`health`]: `GET /api/health` and the `health` socket event.
+//! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
+//! - [`timefmt`]: how timestamps are written on the wire.
 
 pub mod ai;
 pub mod auth;
@@ -19,11 +21,13 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod http;
+pub mod livechat;
 pub mod server;
 pub mod socket;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod timefmt;
 
 pub use config::Config;
 pub use server::Server;

@@ -20,7 +20,9 @@ use crate::{
     auth::{self, TokenKeys},
     config::Config,
     error::AppError,
-    health, http, socket,
+    health, http,
+    livechat::{self, SessionLocks},
+    socket,
     state::{AppState, Shared},
     store,
 };
@@ -28,6 +30,10 @@ use crate::{
 /// Pending connections the kernel queues for us; tokio's default of 128
 /// overflows under connection bursts.
 const LISTEN_BACKLOG: u32 = 1024;
+
+/// Live-chat sessions share this many locks; a collision only makes two
+/// sessions wait for each other briefly.
+const LIVECHAT_LOCK_STRIPES: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -65,6 +71,11 @@ impl Server {
             "configured"
         );
 
+        if config.livechat_legacy_broadcast {
+            tracing::warn!(
+                "LIVECHAT_LEGACY_BROADCAST is on: admin-bound live-chat events go to every socket and any socket may send admin events"
+            );
+        }
         if config.redis_url.is_some() {
             tracing::warn!(
                 "REDIS_URL is set, but this version has no Redis adapter yet: rooms are not shared between nodes"
@@ -80,6 +91,7 @@ impl Server {
             db,
             tasks: TaskTracker::new(),
             started_at: Instant::now(),
+            livechat: SessionLocks::new(LIVECHAT_LOCK_STRIPES),
             config,
         });
         socket::attach(&io, &state);
@@ -171,6 +183,7 @@ fn routes(state: &AppState) -> Router {
     Router::new()
         .merge(auth::router())
         .merge(health::router())
+        .merge(livechat::router())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))

@@ -1,22 +1,27 @@
-//! The Socket.IO side: building the engine with Node-like limits, and the
-//! connect step that identifies a socket and registers every flow's handlers.
+//! The Socket.IO side: building the engine with Node-like limits, the connect
+//! step that identifies a socket and registers every flow's handlers, and the
+//! per-socket helpers flows share (ordered processing, event budget, payload
+//! parsing).
 //!
 //! Everything happens in a connect *middleware*: socketioxide sends the CONNECT
 //! ack before it runs an (async) connect handler, so handlers registered there
 //! can miss the events a client emits the moment it connects. Middlewares run
 //! before the ack, so no event can arrive at a socket without its handlers.
 
-use std::convert::Infallible;
+use std::{convert::Infallible, future::Future, num::NonZeroU32, pin::Pin, sync::Arc};
 
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide::{
-    SocketIo,
+    ParserError, SocketIo,
     extract::{SocketRef, TryData},
     handler::ConnectHandler,
     layer::SocketIoLayer,
 };
+use tokio::sync::mpsc;
 
-use crate::{auth, config::Config, health, state::AppState};
+use crate::{auth, config::Config, error::AppError, health, livechat, state::AppState};
 
 /// Packets a socket may have queued before an emit to it fails; socketioxide's
 /// default of 128 is too small for a burst of stream chunks to a slow client.
@@ -41,15 +46,99 @@ pub fn attach(io: &SocketIo, state: &AppState) {
     let state = state.clone();
     let on_handshake = move |socket: SocketRef, TryData(auth): TryData<Value>| async move {
         let identity = auth::identify_socket(&state.tokens, auth.as_ref().ok());
-        socket.extensions.insert(identity);
+        socket.extensions.insert(EventBudget::new(&state.config));
+        socket.extensions.insert(EventQueue::start());
         // Node puts every socket in a room named after its id; clients and
         // dashboards address sockets that way.
         socket.join(socket.id);
         health::register(&socket);
+        livechat::register(&socket, &state, &identity);
+        socket.extensions.insert(identity);
+        socket.on_disconnect(async |socket: SocketRef| {
+            // Ends the socket's queue worker once its pending events are done.
+            socket.extensions.remove::<EventQueue>();
+        });
         Ok::<(), Infallible>(())
     };
     let on_connect = async |socket: SocketRef| {
         tracing::debug!(sid = %socket.id, "socket connected");
     };
     io.ns("/", on_connect.with(on_handshake));
+}
+
+type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Runs a socket's queued events one after another, in the order they arrived.
+///
+/// socketioxide spawns a task per event, so two events of one socket can
+/// overtake each other. A handler that enqueues in its synchronous part (before
+/// its future) keeps the client's order, as Node does.
+#[derive(Clone)]
+pub struct EventQueue(mpsc::UnboundedSender<Job>);
+
+impl EventQueue {
+    fn start() -> Self {
+        let (sender, mut jobs) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(job) = jobs.recv().await {
+                job.await;
+            }
+        });
+        Self(sender)
+    }
+}
+
+/// Queues `job` behind the socket's earlier events. Call it from a handler's
+/// synchronous part.
+pub fn enqueue(socket: &SocketRef, job: impl Future<Output = ()> + Send + 'static) {
+    match socket.extensions.get::<EventQueue>() {
+        Some(EventQueue(queue)) => {
+            if let Err(mpsc::error::SendError(job)) = queue.send(Box::pin(job)) {
+                tokio::spawn(job);
+            }
+        }
+        None => {
+            tokio::spawn(job);
+        }
+    }
+}
+
+/// A socket's budget of events (a token bucket): a flood answers `RATE_LIMITED`
+/// in the flow's error event instead of reaching the database.
+#[derive(Clone)]
+pub struct EventBudget(Arc<DefaultDirectRateLimiter>);
+
+impl EventBudget {
+    fn new(config: &Config) -> Self {
+        let per_second = NonZeroU32::new(config.socket_events_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.socket_event_burst).unwrap_or(per_second);
+        Self(Arc::new(RateLimiter::direct(
+            Quota::per_second(per_second).allow_burst(burst),
+        )))
+    }
+}
+
+/// Spends one event of the socket's budget.
+pub fn spend_budget(socket: &SocketRef) -> Result<(), AppError> {
+    let Some(EventBudget(limiter)) = socket.extensions.get::<EventBudget>() else {
+        return Ok(());
+    };
+    limiter.check().map_err(|not_until| AppError::RateLimited {
+        message: "Too many events; slow down".to_owned(),
+        retry_after: not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        )),
+    })
+}
+
+/// Turns an event's raw payload into `T`, with a message that says what is wrong.
+pub fn parse_payload<T: DeserializeOwned>(data: Result<Value, ParserError>) -> Result<T, AppError> {
+    let value = data.map_err(|err| AppError::Invalid {
+        code: "INVALID_PAYLOAD",
+        message: format!("Unreadable payload: {err}"),
+    })?;
+    serde_json::from_value(value).map_err(|err| AppError::Invalid {
+        code: "INVALID_PAYLOAD",
+        message: format!("Invalid payload: {err}"),
+    })
 }

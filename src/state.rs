@@ -5,7 +5,7 @@ use std::{ops::Deref, sync::Arc, time::Instant};
 use sea_orm::DatabaseConnection;
 use tokio_util::task::TaskTracker;
 
-use crate::{ai::Providers, auth::TokenKeys, config::Config};
+use crate::{ai::Providers, auth::TokenKeys, config::Config, livechat::SessionLocks};
 
 /// Cheap to clone: one shared allocation.
 #[derive(Clone)]
@@ -20,6 +20,8 @@ pub struct Shared {
     /// process exits: AI replies and streams. Shutdown waits on it.
     pub tasks: TaskTracker,
     pub started_at: Instant,
+    /// Orders each live-chat session's writes and deliveries.
+    pub livechat: SessionLocks,
 }
 
 impl AppState {

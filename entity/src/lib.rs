@@ -1,6 +1,9 @@
 //! SeaORM entities of Switchboard. Each module is one table; the schema itself is
 //! created by the `migration` crate.
 
+pub mod ai_config;
+pub mod chat_message;
+pub mod chat_session;
 pub mod refresh_token;
 pub mod setting;
 pub mod user;

@@ -1,0 +1,24 @@
+//! A live-chat conversation between a widget visitor and the support side.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "chat_sessions")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    /// The widget's own id for the conversation; also its room name.
+    #[sea_orm(unique)]
+    pub session_id: String,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub last_active: DateTimeUtc,
+    /// While true the AI does not answer; an admin hands the session back.
+    pub handed_off_to_admin: bool,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
