@@ -123,9 +123,14 @@ impl From<OpenAIError> for AiError {
             },
             OpenAIError::JSONDeserialize(err, _) => AiError::InvalidOutput(err.to_string()),
             OpenAIError::StreamError(err) => AiError::Stream(err.to_string()),
+            // The timeout layer boxes every error from below it, not only its own.
             OpenAIError::Boxed(err) if err.is::<tower::timeout::error::Elapsed>() => {
                 AiError::Timeout
             }
+            OpenAIError::Boxed(err) => match err.downcast::<OpenAIError>() {
+                Ok(inner) => AiError::from(*inner),
+                Err(other) => AiError::Unreachable(other.to_string()),
+            },
             other => AiError::Unreachable(other.to_string()),
         }
     }

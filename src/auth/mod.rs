@@ -13,7 +13,9 @@ mod token;
 pub use extract::{AdminUser, AuthUser};
 pub use password::{hash_password, verify_password};
 pub use routes::router;
-pub use service::{LoginResponse, UserView, bootstrap_admin, issue_session, load_signing_secret};
+pub use service::{
+    LoginResponse, UserView, bootstrap_admin, create_user, issue_session, load_signing_secret,
+};
 pub use token::{Claims, TokenKeys};
 
 /// Who is on the other end of a socket, decided once in the handshake.
