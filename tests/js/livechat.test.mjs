@@ -2,7 +2,7 @@
 // console's journeys, hand-off, the admin-takes-over race, and the attacker's side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { SERVER_URL, connect, nextEvent, collect, waitFor, sleep, login } from './helpers.mjs';
 
 const newSessionId = () => `session_${randomUUID()}`;
@@ -347,16 +347,58 @@ test('attacker: a visitor never receives another session’s messages, nor admin
   }
 });
 
+/** An HS256 JWT signed with the server's secret. */
+function signJwt(claims) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`;
+  const signature = createHmac('sha256', process.env.JWT_SECRET).update(unsigned).digest('base64url');
+  return `${unsigned}.${signature}`;
+}
+
 test('attacker: an expired or forged token makes a visitor', async () => {
   const sessionId = newSessionId();
-  for (const token of ['forged.token.value', 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiZW1haWwiOiJ4IiwiYWRtaW4iOnRydWUsImlhdCI6MSwiZXhwIjoyfQ.AAAA']) {
-    const socket = await connect({ auth: { token } });
-    try {
-      const error = nextEvent(socket, 'chat-error');
-      socket.emit('admin-reply', { sessionId, message: 'hi' });
-      assert.equal((await error).code, 'FORBIDDEN');
-    } finally {
-      socket.close();
+  const widget = await connect();
+  widget.emit('user-connected', { sessionId });
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: '1', email: process.env.ADMIN_EMAIL, admin: true, iat: now, exp: now + 600 };
+  try {
+    // Control: the same claims, validly signed and current, make an admin.
+    const valid = await connect({ auth: { token: signJwt(claims) } });
+    const delivered = nextEvent(widget, 'admin-reply');
+    valid.emit('admin-reply', { sessionId, message: 'from a valid token' });
+    assert.equal((await delivered).message, 'from a valid token');
+    valid.close();
+
+    const expired = signJwt({ ...claims, iat: now - 3600, exp: now - 1800 });
+    const forged = signJwt(claims).replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
+    for (const token of [expired, forged, 'forged.token.value']) {
+      const socket = await connect({ auth: { token } });
+      try {
+        const error = nextEvent(socket, 'chat-error');
+        socket.emit('admin-reply', { sessionId, message: 'hi' });
+        assert.equal((await error).code, 'FORBIDDEN');
+      } finally {
+        socket.close();
+      }
     }
+  } finally {
+    widget.close();
   }
+});
+
+test('a widget that leaves while the AI is generating finds the answer stored when it returns', async () => {
+  const sessionId = newSessionId();
+  const widget = await connect();
+  const receipt = nextEvent(widget, 'message-received');
+  widget.emit('user-message', { sessionId, message: 'slow one [[mock:first-byte-delay=600]]' });
+  await receipt;
+  widget.close();
+  let history = [];
+  const deadline = Date.now() + 5_000;
+  while (history.length < 2 && Date.now() < deadline) {
+    await sleep(100);
+    history = (await api(`/api/messages/${sessionId}`)).body;
+  }
+  assert.deepEqual(history.map((m) => m.senderType), ['user', 'ai']);
+  assert.equal(history[1].message, 'Mock reply: slow one');
 });
