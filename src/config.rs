@@ -109,6 +109,15 @@ pub struct Config {
     /// the open internet.
     #[arg(long, env = "LIVECHAT_LEGACY_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
     pub livechat_legacy_broadcast: bool,
+    /// Seconds a resume session is kept after its socket left.
+    #[arg(long, env = "RESUME_STATE_TTL_SECS", default_value_t = 600)]
+    pub resume_state_ttl_secs: u64,
+    /// Longest resume text (and resume chat message), in characters.
+    #[arg(long, env = "RESUME_MAX_TEXT_CHARS", default_value_t = 30_000)]
+    pub resume_max_text_chars: usize,
+    /// Seconds `preview_resume` waits for each `user_response`.
+    #[arg(long, env = "RESUME_ANSWER_TIMEOUT_SECS", default_value_t = 300)]
+    pub resume_answer_timeout_secs: u64,
     /// Seconds that running AI replies get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,

@@ -13,6 +13,7 @@
 //! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
 //! - [`health`]: `GET /api/health` and the `health` socket event.
 //! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
+//! - [`resume`]: the resume-builder flow.
 //! - [`timefmt`]: how timestamps are written on the wire.
 
 pub mod ai;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod health;
 pub mod http;
 pub mod livechat;
+pub mod resume;
 pub mod server;
 pub mod socket;
 pub mod state;

@@ -1,7 +1,12 @@
 //! Start-up and shutdown: connect the store, build the state, the router and
 //! the Socket.IO layer, listen, serve, and stop gracefully.
 
-use std::{future::Future, io, net::SocketAddr, time::Instant};
+use std::{
+    future::Future,
+    io,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use axum::{
     Extension, Router,
@@ -22,7 +27,7 @@ use crate::{
     error::AppError,
     health, http,
     livechat::{self, SessionLocks},
-    socket,
+    resume, socket,
     state::{AppState, Shared},
     store,
 };
@@ -80,6 +85,12 @@ impl Server {
             tracing::warn!(
                 "REDIS_URL is set, but this version has no Redis adapter yet: rooms are not shared between nodes"
             );
+        }
+        let dropped =
+            resume::service::sweep(&db, Duration::from_secs(config.resume_state_ttl_secs), true)
+                .await?;
+        if dropped > 0 {
+            tracing::info!(dropped, "expired resume sessions dropped");
         }
         let (socket_layer, io) = socket::build(&config);
         let state = AppState::new(Shared {
@@ -154,8 +165,10 @@ impl Server {
             .into_future(),
         );
 
+        let sweeper = tokio::spawn(sweep_resume_sessions(state.clone()));
         shutdown.await;
         tracing::info!("shutting down");
+        sweeper.abort();
         stop_accepting.cancel();
         let grace = state.config.shutdown_grace();
         state.tasks.close();
@@ -184,10 +197,23 @@ fn routes(state: &AppState) -> Router {
         .merge(auth::router())
         .merge(health::router())
         .merge(livechat::router())
+        .merge(resume::router())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))
         .with_state(state.clone())
+}
+
+/// Drops resume sessions that expired, once a minute.
+async fn sweep_resume_sessions(state: AppState) {
+    let ttl = Duration::from_secs(state.config.resume_state_ttl_secs);
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        if let Err(err) = resume::service::sweep(&state.db, ttl, false).await {
+            tracing::warn!(%err, "sweeping resume sessions failed");
+        }
+    }
 }
 
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {

@@ -21,7 +21,7 @@ use socketioxide::{
 };
 use tokio::sync::mpsc;
 
-use crate::{auth, config::Config, error::AppError, health, livechat, state::AppState};
+use crate::{auth, config::Config, error::AppError, health, livechat, resume, state::AppState};
 
 /// Packets a socket may have queued before an emit to it fails; socketioxide's
 /// default of 128 is too small for a burst of stream chunks to a slow client.
@@ -53,15 +53,19 @@ pub fn attach(io: &SocketIo, state: &AppState) {
         socket.join(socket.id);
         health::register(&socket);
         livechat::register(&socket, &state, &identity);
+        resume::attach(&socket, &state, auth.as_ref().ok()).await;
         socket.extensions.insert(identity);
-        socket.on_disconnect(async |socket: SocketRef| {
+        let on_leave = state.clone();
+        socket.on_disconnect(move |socket: SocketRef| async move {
             // Ends the socket's queue worker once its pending events are done.
             socket.extensions.remove::<EventQueue>();
+            resume::detach(&socket, &on_leave).await;
         });
         Ok::<(), Infallible>(())
     };
     let on_connect = async |socket: SocketRef| {
         tracing::debug!(sid = %socket.id, "socket connected");
+        resume::announce(&socket);
     };
     io.ns("/", on_connect.with(on_handshake));
 }
@@ -116,6 +120,37 @@ impl EventBudget {
             Quota::per_second(per_second).allow_burst(burst),
         )))
     }
+}
+
+/// Registers `handler` for `event`: run in the order the socket sent its
+/// events, within its event budget; a failure is handed to `report`, which
+/// sends it in the flow's error event.
+pub fn on_event<H, F, R>(socket: &SocketRef, event: &'static str, report: R, handler: H)
+where
+    H: Fn(SocketRef, SocketIo, Result<Value, ParserError>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<(), AppError>> + Send + 'static,
+    R: Fn(&SocketRef, AppError) + Copy + Send + Sync + 'static,
+{
+    socket.on(
+        event,
+        move |socket: SocketRef, io: SocketIo, TryData(data): TryData<Value>| {
+            // This part runs as the event arrives, so the budget and the queue see
+            // events in the order the client sent them.
+            match spend_budget(&socket) {
+                Err(err) => report(&socket, err),
+                Ok(()) => {
+                    let work = handler(socket.clone(), io, data);
+                    let reply_to = socket.clone();
+                    enqueue(&socket, async move {
+                        if let Err(err) = work.await {
+                            report(&reply_to, err);
+                        }
+                    });
+                }
+            }
+            async {}
+        },
+    );
 }
 
 /// Spends one event of the socket's budget.

@@ -5,5 +5,6 @@ pub mod ai_config;
 pub mod chat_message;
 pub mod chat_session;
 pub mod refresh_token;
+pub mod resume_session;
 pub mod setting;
 pub mod user;

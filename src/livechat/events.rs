@@ -10,17 +10,13 @@ use std::{future::Future, net::SocketAddr};
 use axum::extract::ConnectInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socketioxide::{
-    ParserError, SocketIo,
-    extract::{SocketRef, TryData},
-    operators::BroadcastOperators,
-};
+use socketioxide::{ParserError, SocketIo, extract::SocketRef, operators::BroadcastOperators};
 
 use super::service::{self, FollowUp, MessageView, Visitor};
 use crate::{
     auth::Identity,
     error::{AppError, AppResult},
-    socket::{enqueue, parse_payload, spend_budget},
+    socket::{on_event, parse_payload},
     state::AppState,
 };
 
@@ -100,40 +96,24 @@ async fn emit(target: BroadcastOperators, event: &str, payload: &impl Serialize)
     }
 }
 
-/// Registers `handler` for `event`: in the socket's order, within its event
-/// budget, with failures answered as `chat-error`.
+fn report(socket: &SocketRef, err: AppError) {
+    let _ = socket.emit(ERROR_EVENT, &err.to_socket_error());
+}
+
 fn on<H, F>(socket: &SocketRef, state: &AppState, event: &'static str, handler: H)
 where
     H: Fn(Context, Result<Value, ParserError>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = AppResult<()>> + Send + 'static,
 {
     let state = state.clone();
-    socket.on(
-        event,
-        move |socket: SocketRef, io: SocketIo, TryData(data): TryData<Value>| {
-            // Runs as the event arrives: the budget and the queue keep its order.
-            match spend_budget(&socket) {
-                Err(err) => {
-                    let _ = socket.emit(ERROR_EVENT, &err.to_socket_error());
-                }
-                Ok(()) => {
-                    let context = Context {
-                        socket: socket.clone(),
-                        io,
-                        state: state.clone(),
-                    };
-                    let work = handler(context, data);
-                    let reply_to = socket.clone();
-                    enqueue(&socket, async move {
-                        if let Err(err) = work.await {
-                            let _ = reply_to.emit(ERROR_EVENT, &err.to_socket_error());
-                        }
-                    });
-                }
-            }
-            async {}
-        },
-    );
+    on_event(socket, event, report, move |socket, io, data| {
+        let context = Context {
+            socket,
+            io,
+            state: state.clone(),
+        };
+        handler(context, data)
+    });
 }
 
 pub fn register(socket: &SocketRef, state: &AppState, identity: &Identity) {
