@@ -109,6 +109,22 @@ pub struct Config {
     /// the open internet.
     #[arg(long, env = "LIVECHAT_LEGACY_BROADCAST", default_value_t = false, action = clap::ArgAction::Set)]
     pub livechat_legacy_broadcast: bool,
+    /// System prompt of the streaming assistant.
+    #[arg(
+        long,
+        env = "ASSISTANT_SYSTEM_PROMPT",
+        default_value = "You are a helpful assistant."
+    )]
+    pub assistant_system_prompt: String,
+    /// Longest assistant-chat message, in characters.
+    #[arg(long, env = "ASSISTANT_MAX_MESSAGE_CHARS", default_value_t = 10_000)]
+    pub assistant_max_message_chars: usize,
+    /// Window in which provider deltas are gathered into one `stream_chunk`, in ms.
+    #[arg(long, env = "STREAM_COALESCE_MS", default_value_t = 30)]
+    pub stream_coalesce_ms: u64,
+    /// How often a growing reply is saved, in ms.
+    #[arg(long, env = "STREAM_PERSIST_MS", default_value_t = 500)]
+    pub stream_persist_ms: u64,
     /// Seconds a resume session is kept after its socket left.
     #[arg(long, env = "RESUME_STATE_TTL_SECS", default_value_t = 600)]
     pub resume_state_ttl_secs: u64,

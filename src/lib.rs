@@ -12,11 +12,13 @@
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
 //! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
 //! - [`health`]: `GET /api/health` and the `health` socket event.
+//! - [`assistant`]: the streaming assistant-chat flow.
 //! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
 //! - [`resume`]: the resume-builder flow.
 //! - [`timefmt`]: how timestamps are written on the wire.
 
 pub mod ai;
+pub mod assistant;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -22,6 +22,7 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 
 use crate::{
     ai::{AiError, Providers},
+    assistant::{self, ActiveStreams},
     auth::{self, TokenKeys},
     config::Config,
     error::AppError,
@@ -103,6 +104,7 @@ impl Server {
             tasks: TaskTracker::new(),
             started_at: Instant::now(),
             livechat: SessionLocks::new(LIVECHAT_LOCK_STRIPES),
+            assistant: ActiveStreams::default(),
             config,
         });
         socket::attach(&io, &state);
@@ -198,6 +200,7 @@ fn routes(state: &AppState) -> Router {
         .merge(health::router())
         .merge(livechat::router())
         .merge(resume::router())
+        .merge(assistant::router())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))

@@ -21,7 +21,9 @@ use socketioxide::{
 };
 use tokio::sync::mpsc;
 
-use crate::{auth, config::Config, error::AppError, health, livechat, resume, state::AppState};
+use crate::{
+    assistant, auth, config::Config, error::AppError, health, livechat, resume, state::AppState,
+};
 
 /// Packets a socket may have queued before an emit to it fails; socketioxide's
 /// default of 128 is too small for a burst of stream chunks to a slow client.
@@ -53,6 +55,7 @@ pub fn attach(io: &SocketIo, state: &AppState) {
         socket.join(socket.id);
         health::register(&socket);
         livechat::register(&socket, &state, &identity);
+        assistant::register(&socket, &state);
         resume::attach(&socket, &state, auth.as_ref().ok()).await;
         socket.extensions.insert(identity);
         let on_leave = state.clone();

@@ -5,7 +5,10 @@ use std::{ops::Deref, sync::Arc, time::Instant};
 use sea_orm::DatabaseConnection;
 use tokio_util::task::TaskTracker;
 
-use crate::{ai::Providers, auth::TokenKeys, config::Config, livechat::SessionLocks};
+use crate::{
+    ai::Providers, assistant::ActiveStreams, auth::TokenKeys, config::Config,
+    livechat::SessionLocks,
+};
 
 /// Cheap to clone: one shared allocation.
 #[derive(Clone)]
@@ -22,6 +25,8 @@ pub struct Shared {
     pub started_at: Instant,
     /// Orders each live-chat session's writes and deliveries.
     pub livechat: SessionLocks,
+    /// Assistant generations in progress, so they can be stopped.
+    pub assistant: ActiveStreams,
 }
 
 impl AppState {

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261121_000002_livechat;
 mod m20261121_000003_resume;
+mod m20261121_000004_assistant;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_livechat::Migration),
             Box::new(m20261121_000003_resume::Migration),
+            Box::new(m20261121_000004_assistant::Migration),
         ]
     }
 }

@@ -1,0 +1,218 @@
+//! The streaming pipeline of `stream_chat`: provider deltas are coalesced for a
+//! short window (each `stream_chunk` repeats the whole text, so one chunk per
+//! token would send a quadratic number of bytes), the reply is saved as it
+//! grows, and every stream ends with a `stream_chunk {isComplete:true}` and a
+//! `stream_complete`, plus a `stream_error` when the provider failed.
+//!
+//! A generation belongs to its conversation's room, not to the socket that
+//! asked: a client that disconnects does not stop it, and one that joins
+//! mid-stream gets the rest. `stop_generation` cancels it through
+//! [`ActiveStreams`], which drops the provider stream and so closes the
+//! upstream connection.
+
+use std::time::Duration;
+
+use dashmap::DashMap;
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use socketioxide::SocketIo;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::service::{self, Status};
+use crate::{
+    ai::{ChatRequest, StreamItem},
+    error::AppError,
+    state::AppState,
+};
+
+/// Generations in progress, by reply id.
+#[derive(Default)]
+pub struct ActiveStreams {
+    by_message: DashMap<String, (String, CancellationToken)>,
+}
+
+impl ActiveStreams {
+    fn start(&self, message_id: &str, conversation_id: &str) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        self.by_message.insert(
+            message_id.to_owned(),
+            (conversation_id.to_owned(), cancel.clone()),
+        );
+        cancel
+    }
+
+    fn finish(&self, message_id: &str) {
+        self.by_message.remove(message_id);
+    }
+
+    /// Stops the generation of that reply; false when none runs.
+    pub fn stop_message(&self, message_id: &str) -> bool {
+        self.by_message
+            .get(message_id)
+            .map(|entry| entry.1.cancel())
+            .is_some()
+    }
+
+    /// Stops every generation in the conversation; how many there were.
+    pub fn stop_conversation(&self, conversation_id: &str) -> usize {
+        let mut stopped = 0;
+        for entry in &self.by_message {
+            if entry.0 == conversation_id {
+                entry.1.cancel();
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// Stops everything: shutdown after the grace period.
+    pub fn stop_all(&self) {
+        for entry in &self.by_message {
+            entry.1.cancel();
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Chunk<'a> {
+    id: u64,
+    message_id: &'a str,
+    conversation_id: &'a str,
+    content: &'a str,
+    delta: &'a str,
+    is_complete: bool,
+}
+
+/// A reply to generate into an existing, empty `streaming` message.
+pub struct Generation {
+    pub conversation_id: String,
+    pub message_id: String,
+    pub request: ChatRequest,
+    /// `None`: no intermediate chunks, only the final one (`stream: false`).
+    pub coalesce: Option<Duration>,
+}
+
+enum Ending {
+    Complete,
+    Stopped,
+    Failed(AppError),
+}
+
+/// Registers the generation (so it can be stopped) and runs it; spawn it on
+/// the state's task tracker so shutdown waits for it.
+pub fn spawn(state: &AppState, io: SocketIo, generation: Generation) {
+    let cancel = state
+        .assistant
+        .start(&generation.message_id, &generation.conversation_id);
+    let task_state = state.clone();
+    state.tasks.spawn(async move {
+        let message_id = generation.message_id.clone();
+        run(&task_state, &io, generation, cancel).await;
+        task_state.assistant.finish(&message_id);
+    });
+}
+
+async fn emit(io: &SocketIo, room: &str, event: &str, payload: &impl Serialize) {
+    if let Err(err) = io.to(room.to_owned()).emit(event, payload).await {
+        tracing::warn!(%err, event, "assistant broadcast failed");
+    }
+}
+
+async fn run(state: &AppState, io: &SocketIo, generation: Generation, cancel: CancellationToken) {
+    let Generation {
+        conversation_id,
+        message_id,
+        request,
+        coalesce,
+    } = generation;
+    let persist_every = Duration::from_millis(state.config.stream_persist_ms);
+    let mut text = String::new();
+    let mut sent = 0;
+    let mut chunk_id = 0u64;
+    let mut send_chunk = async |text: &str, sent: &mut usize, is_complete: bool| {
+        chunk_id += 1;
+        let chunk = Chunk {
+            id: chunk_id,
+            message_id: &message_id,
+            conversation_id: &conversation_id,
+            content: text,
+            delta: &text[*sent..],
+            is_complete,
+        };
+        emit(io, &conversation_id, "stream_chunk", &chunk).await;
+        *sent = text.len();
+    };
+
+    let ending = 'generate: {
+        let model = state.ai.default_model();
+        let mut deltas = tokio::select! {
+            () = cancel.cancelled() => break 'generate Ending::Stopped,
+            started = model.stream(request) => match started {
+                Ok(deltas) => deltas,
+                Err(err) => break 'generate Ending::Failed(err.into()),
+            },
+        };
+        let mut flush_at: Option<Instant> = None;
+        let mut saved_at = Instant::now();
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break 'generate Ending::Stopped,
+                () = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                    flush_at = None;
+                    send_chunk(&text, &mut sent, false).await;
+                }
+                item = deltas.next() => match item {
+                    Some(Ok(StreamItem::Delta(delta))) => {
+                        text.push_str(&delta);
+                        if let Some(window) = coalesce {
+                            flush_at.get_or_insert_with(|| Instant::now() + window);
+                        }
+                        if saved_at.elapsed() >= persist_every {
+                            saved_at = Instant::now();
+                            if let Err(err) = service::save_reply(&state.db, &message_id, &text, Status::Streaming).await {
+                                tracing::warn!(%err, "saving a growing reply failed");
+                            }
+                        }
+                    }
+                    Some(Ok(StreamItem::Usage(_))) => {}
+                    Some(Err(err)) => break 'generate Ending::Failed(err.into()),
+                    None => break 'generate Ending::Complete,
+                },
+            }
+        }
+    };
+
+    let status = match &ending {
+        Ending::Complete => Status::Complete,
+        Ending::Stopped => Status::Stopped,
+        Ending::Failed(_) => Status::Failed,
+    };
+    if let Err(err) = service::save_reply(&state.db, &message_id, &text, status).await {
+        tracing::error!(%err, %message_id, "saving a finished reply failed");
+    }
+    send_chunk(&text, &mut sent, true).await;
+    let conversation = service::get_conversation(&state.db, &conversation_id)
+        .await
+        .ok();
+    emit(
+        io,
+        &conversation_id,
+        "stream_complete",
+        &json!({ "messageId": message_id, "conversationId": conversation_id, "conversation": conversation }),
+    )
+    .await;
+    if let Ending::Failed(err) = ending {
+        let error = err.to_socket_error();
+        emit(
+            io,
+            &conversation_id,
+            "stream_error",
+            &json!({ "message": error.message, "code": "AI_PROVIDER_ERROR", "messageId": message_id, "conversationId": conversation_id }),
+        )
+        .await;
+    }
+}
