@@ -15,6 +15,7 @@
 //! | `[[mock:delay=MS]]` | wait between two chunks |
 //! | `[[mock:cut=N]]` | send N chunks, then break the connection |
 //! | `[[mock:hang]]` | send one chunk, then nothing until the client goes away |
+//! | `[[mock:stamp]]` | each word is the time it is sent, in µs since the Unix epoch (for latency measurements) |
 //!
 //! Streams send one word a chunk, then a usage chunk when asked for. Every request
 //! is recorded; `GET /__mock/requests` and `GET /__mock/stats` show them, and
@@ -155,6 +156,7 @@ struct Script {
     delay: Duration,
     cut_after: Option<usize>,
     hang: bool,
+    stamp: bool,
 }
 
 impl Script {
@@ -180,6 +182,7 @@ impl Script {
                 ("delay", Some(ms)) => script.delay = Duration::from_millis(ms),
                 ("cut", Some(n)) => script.cut_after = Some(n as usize),
                 ("hang", _) => script.hang = true,
+                ("stamp", _) => script.stamp = true,
                 _ => {}
             }
         }
@@ -368,6 +371,7 @@ fn sse_stream(
         let delay = script.delay;
         let cut_after = script.cut_after;
         let hang = script.hang;
+        let stamp = script.stamp;
         async move {
             if index == usize::MAX {
                 return None;
@@ -388,6 +392,11 @@ fn sse_stream(
                 futures::future::pending::<()>().await;
             }
             let event = match index.cmp(&words.len()) {
+                std::cmp::Ordering::Less if stamp => chunk(
+                    &model,
+                    json!({ "content": format!("{} ", now_micros()) }),
+                    None,
+                ),
                 std::cmp::Ordering::Less => chunk(&model, json!({ "content": words[index] }), None),
                 std::cmp::Ordering::Equal => match &usage {
                     Some(usage) => chunk(&model, Value::Null, Some(usage)),
@@ -399,6 +408,12 @@ fn sse_stream(
         }
     })
     .fuse()
+}
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros())
 }
 
 fn done(mut guard: StreamGuard) -> Option<(Result<Event, std::io::Error>, (usize, StreamGuard))> {
