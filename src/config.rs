@@ -55,6 +55,9 @@ pub struct Config {
     /// Lifetime of refresh tokens in days.
     #[arg(long, env = "REFRESH_TOKEN_TTL_DAYS", default_value_t = 30)]
     pub refresh_token_ttl_days: u32,
+    /// Mark the refresh-token cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "COOKIE_SECURE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub cookie_secure: bool,
     /// Email of the live-chat admin created at start-up.
     #[arg(long, env = "ADMIN_EMAIL", default_value = "admin@switchboard.local")]
     pub admin_email: String,
@@ -125,6 +128,18 @@ pub struct Config {
     /// How often a growing reply is saved, in ms.
     #[arg(long, env = "STREAM_PERSIST_MS", default_value_t = 500)]
     pub stream_persist_ms: u64,
+    /// Tokens a user may spend on the AI routes per UTC day.
+    #[arg(long, env = "DAILY_TOKEN_QUOTA", default_value_t = 50_000)]
+    pub daily_token_quota: i64,
+    /// Requests an IP may make to `/api` per window.
+    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 100)]
+    pub rate_limit_max_requests: u32,
+    /// The window of `RATE_LIMIT_MAX_REQUESTS`, in milliseconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 900_000)]
+    pub rate_limit_window_ms: u64,
+    /// AI requests (`/api/gemini/*`) a user may make per minute.
+    #[arg(long, env = "AI_RATE_LIMIT_PER_MINUTE", default_value_t = 20)]
+    pub ai_rate_limit_per_minute: u32,
     /// Seconds a resume session is kept after its socket left.
     #[arg(long, env = "RESUME_STATE_TTL_SECS", default_value_t = 600)]
     pub resume_state_ttl_secs: u64,

@@ -22,6 +22,17 @@ impl<T: serde::Serialize> IntoResponse for AppJson<T> {
     }
 }
 
+/// A JSON body that may be absent: an empty body is `T::default()`.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|err| AppError::Invalid {
+        code: "INVALID_JSON",
+        message: format!("Invalid JSON body: {err}"),
+    })
+}
+
 /// Unknown routes under every prefix answer a JSON 404.
 pub async fn not_found() -> AppError {
     AppError::not_found("NOT_FOUND", "Route not found")

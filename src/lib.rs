@@ -12,6 +12,9 @@
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
 //! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
 //! - [`health`]: `GET /api/health` and the `health` socket event.
+//! - [`coach`]: the AI coach app's API (quotas, sessions, feedback, analytics).
+//! - [`chatkit`]: OpenAI ChatKit session issuing.
+//! - [`frontend`]: serving a frontend build.
 //! - [`assistant`]: the streaming assistant-chat flow.
 //! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
 //! - [`resume`]: the resume-builder flow.
@@ -20,8 +23,11 @@
 pub mod ai;
 pub mod assistant;
 pub mod auth;
+pub mod chatkit;
+pub mod coach;
 pub mod config;
 pub mod error;
+pub mod frontend;
 pub mod health;
 pub mod http;
 pub mod livechat;

@@ -5,15 +5,20 @@ use std::{
     future::Future,
     io,
     net::SocketAddr,
+    num::NonZeroU32,
     time::{Duration, Instant},
 };
 
 use axum::{
     Extension, Router,
-    extract::DefaultBodyLimit,
-    middleware::map_response,
+    extract::{ConnectInfo, DefaultBodyLimit, Request, State},
+    middleware::{self, Next, map_response},
     response::{IntoResponse, Response},
     serve::{Listener, ListenerExt},
+};
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
 };
 use socketioxide::SocketIo;
 use tokio::net::{TcpListener, TcpSocket};
@@ -24,9 +29,11 @@ use crate::{
     ai::{AiError, Providers},
     assistant::{self, ActiveStreams},
     auth::{self, TokenKeys},
+    chatkit,
+    coach::{self, QuotaLocks},
     config::Config,
     error::AppError,
-    health, http,
+    frontend, health, http,
     livechat::{self, SessionLocks},
     resume, socket,
     state::{AppState, Shared},
@@ -105,6 +112,16 @@ impl Server {
             started_at: Instant::now(),
             livechat: SessionLocks::new(LIVECHAT_LOCK_STRIPES),
             assistant: ActiveStreams::default(),
+            quota_locks: QuotaLocks::default(),
+            api_limiter: RateLimiter::keyed(api_quota(&config)),
+            ai_limiter: RateLimiter::keyed(Quota::per_minute(
+                NonZeroU32::new(config.ai_rate_limit_per_minute).unwrap_or(NonZeroU32::MIN),
+            )),
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(config.ai_timeout())
+                .build()
+                .map_err(|err| AppError::Internal(err.to_string()))?,
             config,
         });
         socket::attach(&io, &state);
@@ -167,7 +184,7 @@ impl Server {
             .into_future(),
         );
 
-        let sweeper = tokio::spawn(sweep_resume_sessions(state.clone()));
+        let sweeper = tokio::spawn(sweep_periodically(state.clone()));
         shutdown.await;
         tracing::info!("shutting down");
         sweeper.abort();
@@ -195,24 +212,71 @@ impl Server {
 }
 
 fn routes(state: &AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .merge(auth::router())
         .merge(health::router())
         .merge(livechat::router())
         .merge(resume::router())
         .merge(assistant::router())
-        .fallback(http::not_found)
+        .merge(coach::router())
+        .merge(chatkit::router())
         .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limit_api_per_ip,
+        ))
         .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))
-        .with_state(state.clone())
+        .with_state(state.clone());
+    match frontend::directory(&state.config) {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "serving a frontend");
+            api.fallback_service(
+                Router::new()
+                    .fallback(frontend::serve)
+                    .with_state(frontend::files(&dir)),
+            )
+        }
+        None => api.fallback(http::not_found),
+    }
 }
 
-/// Drops resume sessions that expired, once a minute.
-async fn sweep_resume_sessions(state: AppState) {
+/// `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, as a bucket that refills evenly.
+fn api_quota(config: &Config) -> Quota {
+    let max = NonZeroU32::new(config.rate_limit_max_requests).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_millis(config.rate_limit_window_ms) / max.get();
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(max)
+}
+
+/// The per-IP budget of `/api` requests; health probes are exempt.
+async fn limit_api_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let limited = path.starts_with("/api/") && path != "/api/health";
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let (true, Some(ip)) = (limited, peer)
+        && let Err(not_until) = state.api_limiter.check_key(&ip)
+    {
+        return AppError::RateLimited {
+            message: "Too many requests; try again later".to_owned(),
+            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        }
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Once a minute: drops expired resume sessions and forgets idle rate-limit keys.
+async fn sweep_periodically(state: AppState) {
     let ttl = Duration::from_secs(state.config.resume_state_ttl_secs);
     let mut every = tokio::time::interval(Duration::from_secs(60));
     loop {
         every.tick().await;
+        state.api_limiter.retain_recent();
+        state.ai_limiter.retain_recent();
         if let Err(err) = resume::service::sweep(&state.db, ttl, false).await {
             tracing::warn!(%err, "sweeping resume sessions failed");
         }

@@ -10,7 +10,10 @@
 
 use std::{convert::Infallible, future::Future, num::NonZeroU32, pin::Pin, sync::Arc};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{
+    DefaultDirectRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide::{
@@ -163,9 +166,7 @@ pub fn spend_budget(socket: &SocketRef) -> Result<(), AppError> {
     };
     limiter.check().map_err(|not_until| AppError::RateLimited {
         message: "Too many events; slow down".to_owned(),
-        retry_after: not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        )),
+        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
     })
 }
 

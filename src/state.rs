@@ -5,8 +5,10 @@ use std::{ops::Deref, sync::Arc, time::Instant};
 use sea_orm::DatabaseConnection;
 use tokio_util::task::TaskTracker;
 
+use governor::DefaultKeyedRateLimiter;
+
 use crate::{
-    ai::Providers, assistant::ActiveStreams, auth::TokenKeys, config::Config,
+    ai::Providers, assistant::ActiveStreams, auth::TokenKeys, coach::QuotaLocks, config::Config,
     livechat::SessionLocks,
 };
 
@@ -27,6 +29,14 @@ pub struct Shared {
     pub livechat: SessionLocks,
     /// Assistant generations in progress, so they can be stopped.
     pub assistant: ActiveStreams,
+    /// Serialises each user's quota-counted AI calls.
+    pub quota_locks: QuotaLocks,
+    /// Requests to `/api` per client IP.
+    pub api_limiter: DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// AI requests per user.
+    pub ai_limiter: DefaultKeyedRateLimiter<i32>,
+    /// Outgoing HTTP (ChatKit).
+    pub http: reqwest::Client,
 }
 
 impl AppState {

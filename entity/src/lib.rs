@@ -2,10 +2,14 @@
 //! created by the `migration` crate.
 
 pub mod ai_config;
+pub mod analytics_event;
 pub mod assistant_message;
 pub mod chat_message;
 pub mod chat_session;
 pub mod conversation;
+pub mod feedback;
+pub mod practice_session;
+pub mod quota_usage;
 pub mod refresh_token;
 pub mod resume_session;
 pub mod setting;

@@ -6,6 +6,7 @@ mod m20261121_000001_accounts;
 mod m20261121_000002_livechat;
 mod m20261121_000003_resume;
 mod m20261121_000004_assistant;
+mod m20261121_000005_coach;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_livechat::Migration),
             Box::new(m20261121_000003_resume::Migration),
             Box::new(m20261121_000004_assistant::Migration),
+            Box::new(m20261121_000005_coach::Migration),
         ]
     }
 }

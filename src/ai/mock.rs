@@ -17,7 +17,8 @@
 //! | `[[mock:hang]]` | send one chunk, then nothing until the client goes away |
 //! | `[[mock:stamp]]` | each word is the time it is sent, in µs since the Unix epoch (for latency measurements) |
 //!
-//! Streams send one word a chunk, then a usage chunk when asked for. Every request
+//! `POST /v1/chatkit/sessions` issues ChatKit sessions (workflow `wf_fail`
+//! fails with 500). Streams send one word a chunk, then a usage chunk when asked for. Every request
 //! is recorded; `GET /__mock/requests` and `GET /__mock/stats` show them, and
 //! `stats.aborted` counts streams the client closed before their end.
 
@@ -87,6 +88,7 @@ impl MockAi {
         let app = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
             .route("/chat/completions", post(chat_completions))
+            .route("/v1/chatkit/sessions", post(chatkit_session))
             .route("/__mock/requests", get(list_requests))
             .route("/__mock/stats", get(stats))
             .with_state(state.clone());
@@ -143,6 +145,42 @@ async fn list_requests(State(state): State<Arc<MockState>>) -> Json<Vec<Recorded
 
 async fn stats(State(state): State<Arc<MockState>>) -> Json<MockStats> {
     Json(state.stats())
+}
+
+/// A ChatKit session; a workflow id of `wf_fail` fails with 500.
+async fn chatkit_session(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let count = {
+        let mut requests = lock(&state.requests);
+        requests.push(RecordedRequest {
+            path: "/v1/chatkit/sessions".to_owned(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        value.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            body: body.clone(),
+        });
+        requests.len()
+    };
+    if body["workflow"]["id"] == "wf_fail" {
+        return error_response(500);
+    }
+    Json(json!({
+        "id": format!("cksess_{count}"),
+        "object": "chatkit.session",
+        "client_secret": format!("ek_mock_{count}"),
+        "expires_at": 1_900_000_000 + count,
+        "user": body["user"],
+    }))
+    .into_response()
 }
 
 /// The directives found in a message.

@@ -203,6 +203,117 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<L
     Ok(session)
 }
 
+fn invalid_refresh() -> AppError {
+    AppError::Unauthorized {
+        code: "INVALID_REFRESH_TOKEN",
+        message: "Invalid or expired refresh token".to_owned(),
+    }
+}
+
+/// Checks what a new account needs: an email, a name, a password of 8+ characters.
+fn validate_registration(email: &str, name: &str, role: &str, password: &str) -> AppResult<()> {
+    let email_ok = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+        });
+    if !email_ok {
+        return Err(AppError::invalid("email must be a valid email address"));
+    }
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(AppError::invalid("name must be 1 to 100 characters"));
+    }
+    if role.chars().count() > 100 {
+        return Err(AppError::invalid("role must be at most 100 characters"));
+    }
+    if !(8..=256).contains(&password.chars().count()) {
+        return Err(AppError::invalid("password must be 8 to 256 characters"));
+    }
+    Ok(())
+}
+
+/// Creates an account (never an admin) and signs it in.
+pub async fn register(
+    state: &AppState,
+    email: &str,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> AppResult<LoginResponse> {
+    validate_registration(email, name, role, password)?;
+    let email = email.trim().to_lowercase();
+    let taken = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&state.db)
+        .await?
+        .is_some();
+    let conflict = || AppError::Conflict {
+        code: "EMAIL_TAKEN",
+        message: "An account with that email already exists".to_owned(),
+    };
+    if taken {
+        return Err(conflict());
+    }
+    // A racing registration loses on the unique index.
+    let created = create_user(
+        &state.db,
+        &email,
+        name.trim(),
+        role.trim(),
+        password.to_owned(),
+        false,
+    )
+    .await
+    .map_err(|err| match err {
+        AppError::Database(sea_orm::DbErr::Query(_) | sea_orm::DbErr::Exec(_)) => conflict(),
+        other => other,
+    })?;
+    issue_session(state, created).await
+}
+
+/// Trades a refresh token for a new access token and a new refresh token; the
+/// old one stops working (rotation), so a stolen token works once at most.
+pub async fn refresh(state: &AppState, token: &str) -> AppResult<LoginResponse> {
+    let now = Utc::now();
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
+        .one(&state.db)
+        .await?
+        .filter(|row| row.revoked_at.is_none() && row.expires_at > now)
+        .ok_or_else(invalid_refresh)?;
+    // Revoking is conditional, so two refreshes with one token cannot both win.
+    let revoked = refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(now)),
+        )
+        .filter(refresh_token::Column::Id.eq(stored.id))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    if revoked.rows_affected == 0 {
+        return Err(invalid_refresh());
+    }
+    let owner = user::Entity::find_by_id(stored.user_id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    issue_session(state, owner).await
+}
+
+/// Revokes a refresh token; unknown tokens are ignored (logging out twice is fine).
+pub async fn revoke(state: &AppState, token: &str) -> AppResult<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(Some(Utc::now())),
+        )
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
+        .filter(refresh_token::Column::RevokedAt.is_null())
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
 /// The current row of a token's user; a deleted user's tokens stop working.
 pub async fn current_user(state: &AppState, caller: &AuthUser) -> AppResult<UserView> {
     user::Entity::find_by_id(caller.id)

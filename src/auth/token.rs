@@ -39,7 +39,7 @@ impl TokenKeys {
     pub fn new(secret: &[u8], access_ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // A little slack for clock skew between nodes; not the library's 60 s.
-        validation.leeway = 5;
+        validation.leeway = 2;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),

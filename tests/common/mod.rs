@@ -84,6 +84,11 @@ pub fn test_args(database_url: &str, mock: &MockAi) -> Vec<String> {
         "1",
         "--shutdown-grace-secs",
         "5",
+        // Rate limits get their own tests; elsewhere they stay out of the way.
+        "--rate-limit-max-requests",
+        "1000000",
+        "--ai-rate-limit-per-minute",
+        "100000",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -126,6 +131,18 @@ impl TestApp {
             .send()
             .await
             .expect("request sent")
+    }
+
+    /// Registers a coach-app user and returns the response body.
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post_json(
+                "/api/auth/register",
+                &json!({ "email": email, "name": "Test User", "role": "Engineer", "password": "correct horse battery" }),
+            )
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+        response.json().await.expect("json")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {

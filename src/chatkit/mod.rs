@@ -1,0 +1,126 @@
+//! OpenAI ChatKit session issuing (SPEC §8): `POST /api/chatkit/session` and
+//! `POST /api/chatkit/refresh`. No Bearer token: the user is the
+//! `chatkit_session_id` cookie (`user_<uuid>`), set once and reused.
+
+use axum::{Json, Router, body::Bytes, extract::State, routing::post};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{
+    ai::AiError,
+    error::{AppError, AppResult},
+    http::optional_json,
+    state::AppState,
+};
+
+const USER_COOKIE: &str = "chatkit_session_id";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/chatkit/session", post(create_session))
+        .route("/api/chatkit/refresh", post(refresh_session))
+}
+
+/// The cookie's user, or a new one with the cookie to set.
+fn user_of(state: &AppState, jar: CookieJar) -> (String, CookieJar) {
+    if let Some(user) = jar
+        .get(USER_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.starts_with("user_"))
+    {
+        return (user, jar);
+    }
+    let user = format!("user_{}", uuid::Uuid::new_v4());
+    let cookie = Cookie::build((USER_COOKIE, user.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.cookie_secure)
+        .max_age(time::Duration::days(30))
+        .build();
+    (user, jar.add(cookie))
+}
+
+/// Creates a ChatKit session for `user` upstream; `{client_secret, expires_at, session_id}`.
+async fn issue(state: &AppState, user: &str) -> AppResult<Value> {
+    let (Some(workflow), Some(key)) = (
+        &state.config.chatkit_workflow_id,
+        &state.config.openai_api_key,
+    ) else {
+        return Err(AppError::Unavailable {
+            code: "CHATKIT_NOT_CONFIGURED",
+            message: "ChatKit is not configured: set CHATKIT_WORKFLOW_ID and OPENAI_API_KEY"
+                .to_owned(),
+        });
+    };
+    let base = state
+        .config
+        .openai_base_url
+        .as_deref()
+        .unwrap_or("https://api.openai.com/v1");
+    let response = state
+        .http
+        .post(format!("{}/chatkit/sessions", base.trim_end_matches('/')))
+        .bearer_auth(key)
+        .header("OpenAI-Beta", "chatkit_beta=v1")
+        .json(&json!({ "user": user, "workflow": { "id": workflow } }))
+        .send()
+        .await
+        .map_err(|err| AppError::Ai(AiError::Unreachable(err.to_string())))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(AppError::Ai(AiError::Upstream {
+            status: status.as_u16(),
+            message: body.to_string(),
+        }));
+    }
+    // Some API versions nest the secret: `{client_secret: {value}}`.
+    let secret = match &body["client_secret"] {
+        Value::String(secret) => secret.clone(),
+        other => other["value"].as_str().unwrap_or_default().to_owned(),
+    };
+    if secret.is_empty() {
+        return Err(AppError::Ai(AiError::InvalidOutput(
+            "ChatKit answered without a client_secret".to_owned(),
+        )));
+    }
+    Ok(
+        json!({ "client_secret": secret, "expires_at": body["expires_at"], "session_id": body["id"] }),
+    )
+}
+
+/// `{agent_id?}` is accepted for compatibility; the workflow is `CHATKIT_WORKFLOW_ID`.
+async fn create_session(
+    State(state): State<AppState>,
+    jar: CookieJar,
+) -> AppResult<(CookieJar, Json<Value>)> {
+    let (user, jar) = user_of(&state, jar);
+    let session = issue(&state, &user).await?;
+    Ok((jar, Json(session)))
+}
+
+#[derive(Deserialize, Default)]
+struct RefreshBody {
+    current_client_secret: Option<String>,
+}
+
+async fn refresh_session(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: Bytes,
+) -> AppResult<(CookieJar, Json<Value>)> {
+    let body: RefreshBody = optional_json(&body)?;
+    let has_secret = body
+        .current_client_secret
+        .is_some_and(|secret| !secret.trim().is_empty());
+    if !has_secret {
+        return Err(AppError::invalid(
+            "current_client_secret is required to refresh.",
+        ));
+    }
+    let (user, jar) = user_of(&state, jar);
+    let session = issue(&state, &user).await?;
+    Ok((jar, Json(session)))
+}

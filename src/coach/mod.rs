@@ -1,0 +1,13 @@
+//! The AI coach app's API (SPEC §8): token quotas, practice sessions, feedback
+//! and analytics.
+//!
+//! - [`routes`]: `/api/gemini/*`, `/api/sessions*`, `/api/analytics/*`.
+//! - [`service`]: sessions, events, the AI calls, owner scoping.
+//! - [`quota`]: daily token quotas, checked and booked atomically per user.
+
+pub mod quota;
+pub mod routes;
+pub mod service;
+
+pub use quota::QuotaLocks;
+pub use routes::router;
