@@ -51,6 +51,11 @@ pub enum AppError {
         message: String,
         retry_after: Duration,
     },
+    /// A daily quota is spent until `reset_at` (429, with `resetAt` in the body).
+    #[error("Daily token quota used up; it resets at {}", reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))]
+    QuotaExceeded {
+        reset_at: chrono::DateTime<chrono::Utc>,
+    },
     /// A feature needs configuration that is missing (503).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
@@ -104,7 +109,7 @@ impl AppError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Ai(AiError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::Ai(_) => StatusCode::BAD_GATEWAY,
@@ -124,7 +129,7 @@ impl AppError {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => "RATE_LIMITED",
             Self::Ai(_) => "AI_PROVIDER_ERROR",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_ERROR",
         }
@@ -160,10 +165,26 @@ impl AppError {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct ErrorBody<'a> {
     error: &'a str,
     message: &'a str,
     code: &'a str,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "optional_iso8601"
+    )]
+    reset_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn optional_iso8601<S: serde::Serializer>(
+    time: &Option<chrono::DateTime<chrono::Utc>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => crate::timefmt::iso8601(time, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl IntoResponse for AppError {
@@ -174,9 +195,22 @@ impl IntoResponse for AppError {
             error: &message,
             message: &message,
             code: self.code(),
+            reset_at: match &self {
+                Self::QuotaExceeded { reset_at } => Some(*reset_at),
+                _ => None,
+            },
+        };
+        let retry_after = match &self {
+            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::QuotaExceeded { reset_at } => Some(
+                (*reset_at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or_default(),
+            ),
+            _ => None,
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if let Self::RateLimited { retry_after, .. } = &self {
+        if let Some(retry_after) = retry_after {
             let secs = retry_after.as_secs().max(1);
             response
                 .headers_mut()

@@ -354,6 +354,12 @@ async fn parallel_requests_near_the_quota_overshoot_by_one_request_at_most() {
     for (_, retry_after, body) in &refused {
         assert!(retry_after.is_some());
         assert_eq!(body["code"], "RATE_LIMITED");
+        assert!(
+            body["resetAt"]
+                .as_str()
+                .unwrap()
+                .ends_with("T00:00:00.000Z")
+        );
     }
     let one_request = *served.iter().max().unwrap();
     let (_, quota) = call(

@@ -90,7 +90,7 @@ pub async fn view(state: &AppState, user_id: i32) -> AppResult<QuotaView> {
 }
 
 /// Runs `call` (which returns its result and the tokens it used) within the
-/// user's quota and books the tokens; 429 `QUOTA_EXCEEDED` once it is spent.
+/// user's quota and books the tokens; 429 with `resetAt` once it is spent.
 pub async fn within_quota<T, F>(
     state: &AppState,
     user_id: i32,
@@ -102,13 +102,8 @@ where
     let lock = state.quota_locks.0.entry(user_id).or_default().clone();
     let _turn = lock.lock().await;
     if used_today(&state.db, user_id).await? >= state.config.daily_token_quota {
-        let reset_at = next_reset();
-        return Err(AppError::RateLimited {
-            message: format!(
-                "Daily token quota used up; it resets at {}",
-                reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ),
-            retry_after: (reset_at - Utc::now()).to_std().unwrap_or_default(),
+        return Err(AppError::QuotaExceeded {
+            reset_at: next_reset(),
         });
     }
     let (result, tokens) = call.await?;
