@@ -1,5 +1,6 @@
 //! The database: connecting (embedded SQLite by default, PostgreSQL by URL),
-//! applying migrations, and the persistent key/value settings.
+//! applying migrations, the persistent key/value settings, and query helpers
+//! more than one flow needs.
 
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use entity::setting;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ActiveValue::Set,
-    ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    ColumnTrait, Condition, ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
@@ -37,6 +39,31 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
         DbBackend::Postgres => "postgres",
         _ => "other",
     }
+}
+
+/// The row with the highest `order` in each `group` among the rows matching
+/// `scope`: each conversation's newest message, in two queries.
+pub async fn newest_per_group<E>(
+    db: &DatabaseConnection,
+    group: E::Column,
+    order: E::Column,
+    scope: Condition,
+) -> Result<Vec<E::Model>, DbErr>
+where
+    E: EntityTrait,
+{
+    let newest: Vec<i32> = E::find()
+        .select_only()
+        .column_as(order.max(), "newest")
+        .filter(scope)
+        .group_by(group)
+        .into_tuple::<Option<i32>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    E::find().filter(order.is_in(newest)).all(db).await
 }
 
 /// Reads a setting.

@@ -123,6 +123,25 @@ impl Drop for MockAi {
 }
 
 impl MockState {
+    /// Keeps a request for inspection; returns how many there are now.
+    fn record(&self, path: &str, headers: &HeaderMap, body: &Value) -> usize {
+        let mut requests = lock(&self.requests);
+        requests.push(RecordedRequest {
+            path: path.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    (
+                        name.to_string(),
+                        value.to_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect(),
+            body: body.clone(),
+        });
+        requests.len()
+    }
+
     fn stats(&self) -> MockStats {
         MockStats {
             requests: lock(&self.requests).len(),
@@ -153,23 +172,7 @@ async fn chatkit_session(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let count = {
-        let mut requests = lock(&state.requests);
-        requests.push(RecordedRequest {
-            path: "/v1/chatkit/sessions".to_owned(),
-            headers: headers
-                .iter()
-                .map(|(name, value)| {
-                    (
-                        name.to_string(),
-                        value.to_str().unwrap_or_default().to_owned(),
-                    )
-                })
-                .collect(),
-            body: body.clone(),
-        });
-        requests.len()
-    };
+    let count = state.record("/v1/chatkit/sessions", &headers, &body);
     if body["workflow"]["id"] == "wf_fail" {
         return error_response(500);
     }
@@ -284,19 +287,7 @@ async fn chat_completions(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    lock(&state.requests).push(RecordedRequest {
-        path: "/v1/chat/completions".to_owned(),
-        headers: headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.to_string(),
-                    value.to_str().unwrap_or_default().to_owned(),
-                )
-            })
-            .collect(),
-        body: body.clone(),
-    });
+    state.record("/v1/chat/completions", &headers, &body);
     let messages = body["messages"].as_array().cloned().unwrap_or_default();
     let last_user = messages
         .iter()

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use entity::{assistant_message, conversation};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::Serialize;
 
@@ -231,24 +231,17 @@ pub async fn list_conversations(db: &DatabaseConnection) -> AppResult<Vec<Conver
         .order_by_desc(conversation::Column::UpdatedAt)
         .all(db)
         .await?;
-    let last_seqs: Vec<i32> = assistant_message::Entity::find()
-        .select_only()
-        .column_as(assistant_message::Column::Seq.max(), "seq")
-        .group_by(assistant_message::Column::ConversationId)
-        .into_tuple::<Option<i32>>()
-        .all(db)
+    let mut last: std::collections::HashMap<String, MessageView> =
+        crate::store::newest_per_group::<assistant_message::Entity>(
+            db,
+            assistant_message::Column::ConversationId,
+            assistant_message::Column::Seq,
+            Condition::all(),
+        )
         .await?
         .into_iter()
-        .flatten()
+        .map(|row| (row.conversation_id.clone(), MessageView::from(row)))
         .collect();
-    let mut last: std::collections::HashMap<String, MessageView> =
-        assistant_message::Entity::find()
-            .filter(assistant_message::Column::Seq.is_in(last_seqs))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|row| (row.conversation_id.clone(), MessageView::from(row)))
-            .collect();
     Ok(rows
         .into_iter()
         .map(|row| {

@@ -7,8 +7,8 @@ use std::hash::BuildHasher;
 use chrono::{DateTime, Utc};
 use entity::{ai_config, chat_message, chat_session};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard};
@@ -571,20 +571,13 @@ pub async fn list_sessions(db: &DatabaseConnection) -> AppResult<Vec<SessionView
         .all(db)
         .await?;
     let ids: Vec<String> = sessions.iter().map(|s| s.session_id.clone()).collect();
-    let newest_ids: Vec<i32> = chat_message::Entity::find()
-        .select_only()
-        .column_as(chat_message::Column::Id.max(), "id")
-        .filter(chat_message::Column::SessionId.is_in(ids))
-        .group_by(chat_message::Column::SessionId)
-        .into_tuple::<Option<i32>>()
-        .all(db)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut newest: std::collections::HashMap<String, MessageView> = chat_message::Entity::find()
-        .filter(chat_message::Column::Id.is_in(newest_ids))
-        .all(db)
+    let mut newest: std::collections::HashMap<String, MessageView> =
+        crate::store::newest_per_group::<chat_message::Entity>(
+            db,
+            chat_message::Column::SessionId,
+            chat_message::Column::Id,
+            Condition::all().add(chat_message::Column::SessionId.is_in(ids)),
+        )
         .await?
         .into_iter()
         .map(|row| (row.session_id.clone(), MessageView::from(row)))
