@@ -567,13 +567,18 @@ async fn chatkit_sessions_against_the_mock() {
         .http
         .post(app.url("/api/chatkit/session"))
         .header("cookie", &pair)
-        .json(&json!({ "agent_id": "a" }))
+        .json(&json!({ "agent_id": "a", "chatkit_configuration": { "file_upload": { "enabled": true } } }))
         .send()
         .await
         .unwrap();
     assert_eq!(second.status(), StatusCode::OK);
     assert!(second.headers().get("set-cookie").is_none());
-    assert_eq!(app.mock.requests().last().unwrap().body["user"], user);
+    let forwarded = app.mock.requests().last().unwrap().body.clone();
+    assert_eq!(forwarded["user"], user);
+    assert_eq!(
+        forwarded["chatkit_configuration"]["file_upload"]["enabled"],
+        true
+    );
 
     let missing = app
         .http

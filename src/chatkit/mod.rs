@@ -26,8 +26,8 @@ pub fn router() -> Router<AppState> {
 fn user_of(state: &AppState, jar: CookieJar) -> (String, CookieJar) {
     if let Some(user) = jar
         .get(USER_COOKIE)
-        .map(|c| c.value().to_owned())
-        .filter(|v| v.starts_with("user_"))
+        .map(|cookie| cookie.value().to_owned())
+        .filter(|value| value.starts_with("user_"))
     {
         return (user, jar);
     }
@@ -42,8 +42,28 @@ fn user_of(state: &AppState, jar: CookieJar) -> (String, CookieJar) {
     (user, jar.add(cookie))
 }
 
+/// `{agent_id?, chatkit_configuration?}` for a new session (`agent_id` is
+/// accepted for compatibility; the workflow is `CHATKIT_WORKFLOW_ID`), plus
+/// `current_client_secret` for a refresh.
+#[derive(Deserialize, Default)]
+struct SessionBody {
+    chatkit_configuration: Option<Value>,
+    current_client_secret: Option<String>,
+}
+
+impl SessionBody {
+    /// The client's ChatKit configuration, passed on to OpenAI as it is.
+    fn configuration(&self) -> AppResult<Option<Value>> {
+        match &self.chatkit_configuration {
+            None | Some(Value::Null) => Ok(None),
+            Some(value @ Value::Object(_)) => Ok(Some(value.clone())),
+            Some(_) => Err(AppError::invalid("chatkit_configuration must be an object")),
+        }
+    }
+}
+
 /// Creates a ChatKit session for `user` upstream; `{client_secret, expires_at, session_id}`.
-async fn issue(state: &AppState, user: &str) -> AppResult<Value> {
+async fn issue(state: &AppState, user: &str, configuration: Option<Value>) -> AppResult<Value> {
     let (Some(workflow), Some(key)) = (
         &state.config.chatkit_workflow_id,
         &state.config.openai_api_key,
@@ -54,6 +74,10 @@ async fn issue(state: &AppState, user: &str) -> AppResult<Value> {
                 .to_owned(),
         });
     };
+    let mut request = json!({ "user": user, "workflow": { "id": workflow } });
+    if let Some(configuration) = configuration {
+        request["chatkit_configuration"] = configuration;
+    }
     let base = state
         .config
         .openai_base_url
@@ -64,7 +88,7 @@ async fn issue(state: &AppState, user: &str) -> AppResult<Value> {
         .post(format!("{}/chatkit/sessions", base.trim_end_matches('/')))
         .bearer_auth(key)
         .header("OpenAI-Beta", "chatkit_beta=v1")
-        .json(&json!({ "user": user, "workflow": { "id": workflow } }))
+        .json(&request)
         .send()
         .await
         .map_err(|err| AppError::Ai(AiError::Unreachable(err.to_string())))?;
@@ -91,19 +115,15 @@ async fn issue(state: &AppState, user: &str) -> AppResult<Value> {
     )
 }
 
-/// `{agent_id?}` is accepted for compatibility; the workflow is `CHATKIT_WORKFLOW_ID`.
 async fn create_session(
     State(state): State<AppState>,
     jar: CookieJar,
+    body: Bytes,
 ) -> AppResult<(CookieJar, Json<Value>)> {
+    let body: SessionBody = optional_json(&body)?;
     let (user, jar) = user_of(&state, jar);
-    let session = issue(&state, &user).await?;
+    let session = issue(&state, &user, body.configuration()?).await?;
     Ok((jar, Json(session)))
-}
-
-#[derive(Deserialize, Default)]
-struct RefreshBody {
-    current_client_secret: Option<String>,
 }
 
 async fn refresh_session(
@@ -111,9 +131,10 @@ async fn refresh_session(
     jar: CookieJar,
     body: Bytes,
 ) -> AppResult<(CookieJar, Json<Value>)> {
-    let body: RefreshBody = optional_json(&body)?;
+    let body: SessionBody = optional_json(&body)?;
     let has_secret = body
         .current_client_secret
+        .as_ref()
         .is_some_and(|secret| !secret.trim().is_empty());
     if !has_secret {
         return Err(AppError::invalid(
@@ -121,6 +142,6 @@ async fn refresh_session(
         ));
     }
     let (user, jar) = user_of(&state, jar);
-    let session = issue(&state, &user).await?;
+    let session = issue(&state, &user, body.configuration()?).await?;
     Ok((jar, Json(session)))
 }
