@@ -236,14 +236,8 @@ async fn the_coach_app_journey() {
 async fn users_see_only_their_own_data() {
     use reqwest::Method as M;
     let app = spawn_app().await;
-    let alice = app.register("alice@test.local").await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let bob = app.register("bob@test.local").await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let alice = app.new_user_token("alice@test.local").await;
+    let bob = app.new_user_token("bob@test.local").await;
     let (_, session) = call(
         &app,
         M::POST,
@@ -321,10 +315,7 @@ async fn users_see_only_their_own_data() {
 #[tokio::test]
 async fn parallel_requests_near_the_quota_overshoot_by_one_request_at_most() {
     let app = spawn_app_with(&["--daily-token-quota", "200"]).await;
-    let token = app.register("quota@test.local").await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.new_user_token("quota@test.local").await;
     let requests = (0..20).map(|i| {
         let request = app
             .http
@@ -418,10 +409,7 @@ async fn rate_limits_per_ip_and_per_user() {
     );
 
     let app = spawn_app_with(&["--ai-rate-limit-per-minute", "2"]).await;
-    let token = app.register("busy@test.local").await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.new_user_token("busy@test.local").await;
     let mut statuses = Vec::new();
     for _ in 0..3 {
         let (status, _) = call(
@@ -448,10 +436,7 @@ async fn rate_limits_per_ip_and_per_user() {
 async fn bad_ai_output_and_bad_input_on_coach_routes() {
     use reqwest::Method as M;
     let app = spawn_app().await;
-    let token = app.register("bad@test.local").await["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = app.new_user_token("bad@test.local").await;
     let (_, session) = call(
         &app,
         M::POST,

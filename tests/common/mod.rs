@@ -145,6 +145,14 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
+    /// Registers a coach-app user and returns its access token.
+    pub async fn new_user_token(&self, email: &str) -> String {
+        self.register(email).await["accessToken"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
     pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
         self.post_json(
             "/api/auth/login",
