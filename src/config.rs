@@ -4,7 +4,8 @@
 
 use std::{net::IpAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 
 /// The `switchboard` command line.
 #[derive(Debug, Parser)]
@@ -22,6 +23,39 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+}
+
+/// The product flows, each of which can be switched off (`FLOWS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Flow {
+    /// The live-chat widget and admin console (`/api/chats`, `/api/messages`, `/api/ai`).
+    Livechat,
+    /// Streaming assistant chat (`/api/conversations`, `/api/chat`).
+    Assistant,
+    /// The resume builder (`/format-resume`).
+    Resume,
+    /// The AI coach app and ChatKit (`/api/gemini`, `/api/sessions`, `/api/analytics`, `/api/chatkit`).
+    Coach,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Livechat => "livechat",
+            Flow::Assistant => "assistant",
+            Flow::Resume => "resume",
+            Flow::Coach => "coach",
+        }
+    }
+}
+
+/// Who may read an assistant conversation (`ASSISTANT_CONVERSATION_SCOPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConversationScope {
+    /// Anyone who knows its id (unchanged frontends send no identity).
+    Open,
+    /// Only its creator: a user's Bearer token or an anonymous client key.
+    Owner,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,6 +186,102 @@ pub struct Config {
     /// Seconds that running AI replies get to finish on shutdown.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// The flows this server serves, comma-separated; the others answer `FLOW_DISABLED`.
+    #[arg(
+        long,
+        env = "FLOWS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "livechat,assistant,resume,coach"
+    )]
+    pub flows: Vec<Flow>,
+    /// Shortest live-chat session id a widget may use: the id is what lets
+    /// anyone read the session's messages.
+    #[arg(long, env = "LIVECHAT_MIN_SESSION_ID_CHARS", default_value_t = 8)]
+    pub livechat_min_session_id_chars: usize,
+    /// Who may read an assistant conversation: `open` (anyone with its id) or
+    /// `owner` (its creator's token or client key).
+    #[arg(
+        long,
+        env = "ASSISTANT_CONVERSATION_SCOPE",
+        value_enum,
+        default_value = "open"
+    )]
+    pub assistant_conversation_scope: ConversationScope,
+    /// Proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Open connections one client address may hold (trusted proxies are exempt).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// Open connections in all; 0: the open-file limit less a reserve.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (also the idle limit
+    /// of a kept-alive HTTP connection).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a Socket.IO client has to join the namespace after opening its transport.
+    #[arg(long, env = "SOCKET_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
+    pub socket_connect_timeout_secs: u64,
+    /// Seconds a connection may refuse to take what the server sends before it is closed.
+    #[arg(long, env = "SOCKET_STALL_TIMEOUT_SECS", default_value_t = 20)]
+    pub socket_stall_timeout_secs: u64,
+    /// Password hashes computed at once; 0: one per CPU.
+    #[arg(long, env = "PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+    /// Logins that may wait for a hashing slot; more answer 503 at once.
+    #[arg(long, env = "PASSWORD_HASH_QUEUE", default_value_t = 32)]
+    pub password_hash_queue: usize,
+    /// Argon2id memory per hash, in KiB (OWASP's 19 MiB by default).
+    #[arg(long, env = "ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    #[arg(long, env = "ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Argon2id lanes.
+    #[arg(long, env = "ARGON2_PARALLELISM", default_value_t = 1)]
+    pub argon2_parallelism: u32,
+    /// Login and registration attempts one client address may make per window.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_IP", default_value_t = 20)]
+    pub login_rate_limit_per_ip: u32,
+    /// Login attempts one account may receive per window.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_ACCOUNT", default_value_t = 10)]
+    pub login_rate_limit_per_account: u32,
+    /// The window of both login limits, in milliseconds.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_WINDOW_MS", default_value_t = 900_000)]
+    pub login_rate_limit_window_ms: u64,
+    /// Seconds an admin socket's admin flag is trusted before it is read again.
+    #[arg(long, env = "ADMIN_RECHECK_SECS", default_value_t = 30)]
+    pub admin_recheck_secs: u64,
+    /// Milliseconds a request waits for a database connection before failing.
+    #[arg(long, env = "DB_ACQUIRE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub db_acquire_timeout_ms: u64,
+    /// Milliseconds one database statement may run (PostgreSQL; SQLite waits this long for a lock).
+    #[arg(long, env = "DB_STATEMENT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub db_statement_timeout_ms: u64,
+    /// SQLite durability: `normal` survives a crash of the process, `full` also a power cut.
+    #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
+    pub sqlite_synchronous: SqliteSync,
+    /// Live-chat writes committed in one transaction at most.
+    #[arg(long, env = "LIVECHAT_BATCH_MAX_ROWS", default_value_t = 256)]
+    pub livechat_batch_max_rows: usize,
+    /// Microseconds a live-chat batch that is not full waits for more writes
+    /// (0: commit whatever is queued at once; batches still form under load).
+    #[arg(long, env = "LIVECHAT_BATCH_WINDOW_US", default_value_t = 0)]
+    pub livechat_batch_window_us: u64,
+    /// Live-chat sessions whose hand-off flag is kept in memory.
+    #[arg(long, env = "LIVECHAT_SESSION_CACHE", default_value_t = 100_000)]
+    pub livechat_session_cache: usize,
+}
+
+/// SQLite's `synchronous` setting in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    /// Commits survive a crash of the process, not of the machine.
+    Normal,
+    /// Commits also survive a power cut; each commit waits for the disk.
+    Full,
 }
 
 impl Config {
@@ -161,6 +291,10 @@ impl Config {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn flow_enabled(&self, flow: Flow) -> bool {
+        self.flows.contains(&flow)
     }
 
     /// A configuration from defaults and the given flags only, ignoring the

@@ -14,10 +14,10 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr, sqlx};
 use serde::Serialize;
 
-use crate::ai::AiError;
+use crate::{ai::AiError, config::Flow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -56,9 +56,12 @@ pub enum AppError {
     QuotaExceeded {
         reset_at: chrono::DateTime<chrono::Utc>,
     },
-    /// A feature needs configuration that is missing (503).
+    /// A feature needs configuration that is missing, or the server is busy (503).
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// The configuration switched the flow off (404).
+    #[error("The {} flow is switched off on this server", .0.as_str())]
+    FlowDisabled(Flow),
     /// The AI provider failed (502, or 504 on a timeout).
     #[error(transparent)]
     Ai(#[from] AiError),
@@ -69,6 +72,26 @@ pub enum AppError {
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// Whether `err` says the database cannot be reached (as opposed to a
+/// statement that failed): no connection, a broken one, or a statement cut
+/// off by a timeout or a shutdown.
+pub fn database_unreachable(err: &DbErr) -> bool {
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(err)) | DbErr::Query(RuntimeErr::SqlxError(err)) => {
+            matches!(
+                **err,
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            ) || err
+                .as_database_error()
+                .and_then(|db| db.code())
+                // PostgreSQL: statement timeout, admin shutdown, cannot connect now.
+                .is_some_and(|code| matches!(&*code, "57014" | "57P01" | "57P03"))
+        }
+        _ => false,
+    }
+}
 
 /// What a socket flow puts in its error event.
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +122,15 @@ impl AppError {
         }
     }
 
+    pub fn flow_disabled(flow: Flow) -> Self {
+        Self::FlowDisabled(flow)
+    }
+
+    /// The database cannot be reached (as opposed to a statement that failed).
+    fn database_unreachable(&self) -> bool {
+        matches!(self, Self::Database(err) if database_unreachable(err))
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Invalid { .. } => StatusCode::BAD_REQUEST,
@@ -111,8 +143,10 @@ impl AppError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::FlowDisabled(_) => StatusCode::NOT_FOUND,
             Self::Ai(AiError::Timeout) => StatusCode::GATEWAY_TIMEOUT,
             Self::Ai(_) => StatusCode::BAD_GATEWAY,
+            Self::Database(_) if self.database_unreachable() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,7 +164,9 @@ impl AppError {
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => "RATE_LIMITED",
+            Self::FlowDisabled(_) => "FLOW_DISABLED",
             Self::Ai(_) => "AI_PROVIDER_ERROR",
+            Self::Database(_) if self.database_unreachable() => "DATABASE_UNAVAILABLE",
             Self::Database(_) | Self::Internal(_) => "INTERNAL_ERROR",
         }
     }
@@ -139,6 +175,9 @@ impl AppError {
     pub fn public_message(&self) -> String {
         match self {
             Self::Ai(err) => err.public_message(),
+            Self::Database(_) if self.database_unreachable() => {
+                "The database is unavailable; try again shortly".to_owned()
+            }
             Self::Database(_) | Self::Internal(_) => "Internal server error".to_owned(),
             other => other.to_string(),
         }
@@ -147,10 +186,13 @@ impl AppError {
     /// Logs what the client will not see, once, where the error leaves the service.
     fn log(&self) {
         match self {
+            Self::Database(_) if self.database_unreachable() => {
+                crate::warn_limited!(error = %self, "the database is unreachable")
+            }
             Self::Database(_) | Self::Internal(_) => {
                 tracing::error!(error = %self, "request failed")
             }
-            Self::Ai(err) => tracing::warn!(error = %err, "AI provider failed"),
+            Self::Ai(err) => crate::warn_limited!(error = %err, "AI provider failed"),
             _ => tracing::debug!(error = %self, "request rejected"),
         }
     }

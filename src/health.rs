@@ -1,13 +1,24 @@
 //! Liveness: `GET /api/health` (database and AI state included) and the socket
 //! event `health`, which acknowledges at once and serves as a round-trip probe.
 
+use std::time::Duration;
+
 use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
-use socketioxide::extract::{AckSender, SocketRef};
 
-use crate::{ai::ProviderName, state::AppState, store};
+use crate::{
+    ai::ProviderName,
+    error::AppResult,
+    socket::{EventContext, EventTable, Payload},
+    state::AppState,
+    store,
+};
+
+/// How long the health route waits for the database: a load balancer's probe
+/// gets a 503 within about two seconds, not a time-out.
+const DATABASE_PROBE: Duration = Duration::from_millis(1500);
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/health", get(health))
@@ -50,9 +61,9 @@ struct AiReport {
 }
 
 /// 200 with `status: "OK"`; 503 with `status: "DEGRADED"` when the database
-/// does not answer.
+/// does not answer within [`DATABASE_PROBE`].
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let database_up = state.db.ping().await.is_ok();
+    let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
     let model = state.ai.default_model();
     let configured = [
         ProviderName::Openai,
@@ -95,8 +106,14 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// `socket.emit("health", ack)` → `ack({status: "OK", timestamp})`.
-pub fn register(socket: &SocketRef) {
-    socket.on("health", async |ack: AckSender| {
-        let _ = ack.send(&json!({ "status": "OK", "timestamp": Utc::now().to_rfc3339() }));
-    });
+pub fn register(table: &mut EventTable) {
+    table
+        .core(|_, _, _| {})
+        .on_immediate("health", answer_probe);
+}
+
+async fn answer_probe(cx: EventContext, _: Payload) -> AppResult<()> {
+    cx.ack
+        .send(&json!({ "status": "OK", "timestamp": Utc::now().to_rfc3339() }));
+    Ok(())
 }

@@ -1,14 +1,18 @@
 //! HTTP plumbing shared by every flow's routes: the JSON extractor whose
-//! rejections are [`AppError`]s, CORS, security headers and the JSON fallbacks.
+//! rejections are [`AppError`]s, the client's address, CORS, security headers
+//! and the JSON fallbacks.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::{
-    extract::FromRequest,
-    http::{HeaderValue, Method, header, request::Parts},
+    extract::{ConnectInfo, FromRequest, FromRequestParts},
+    http::{HeaderMap, HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
 };
+use ipnet::IpNet;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use crate::error::AppError;
+use crate::{error::AppError, state::AppState};
 
 /// `axum::Json`, but a body that is not JSON, does not fit the type or is too
 /// large answers `{error, message, code}` like every other error.
@@ -31,6 +35,65 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> R
         code: "INVALID_JSON",
         message: format!("Invalid JSON body: {err}"),
     })
+}
+
+/// Hops of `X-Forwarded-For` looked at, from the nearest.
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The client's address: the TCP peer's, unless the peer is one of
+/// `TRUSTED_PROXIES`; then the nearest address in `X-Forwarded-For` that is
+/// not a trusted proxy. A client cannot choose its address by sending the
+/// header itself.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .take(MAX_FORWARDED_HOPS)
+        .map_while(|hop| hop.parse().ok())
+        .collect();
+    hops.iter()
+        .find(|hop| !is_trusted(hop))
+        .or(hops.last())
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// The TCP peer of a request or handshake.
+pub fn peer_ip(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| {
+            addr.ip()
+        })
+}
+
+/// The client's address as an extractor (see [`client_ip`]).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(client_ip(
+            peer_ip(parts),
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
 }
 
 /// Unknown routes under every prefix answer a JSON 404.
@@ -110,7 +173,28 @@ pub async fn security_headers(mut response: Response) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_allowed;
+    use super::*;
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap(),
+        );
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "9.9.9.9".parse().unwrap();
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+        assert_eq!(client_ip(stranger, &headers, &[]), stranger);
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted),
+            "5.6.7.8".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        headers.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(client_ip(proxy, &headers, &trusted), proxy);
+    }
 
     #[test]
     fn port_wildcards_match_only_ports() {

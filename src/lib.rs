@@ -4,8 +4,9 @@
 //! - [`config`]: every setting, from flags, the environment and `.env`.
 //! - [`server`]: start-up, the router, the listener, graceful shutdown.
 //! - [`state`]: the [`state::AppState`] every handler shares.
-//! - [`socket`]: the Socket.IO engine and the connect step that registers each
-//!   flow's event handlers.
+//! - [`net`]: accepting connections within per-address and total limits.
+//! - [`socket`]: the Socket.IO engine, the handshake, and the toolkit flows
+//!   share (event table, room names, the hub that reaches rooms).
 //! - [`error`]: the one service-layer error, mapped to HTTP and socket errors.
 //! - [`http`]: JSON extraction, CORS, security headers, fallbacks.
 //! - [`store`]: the database (SQLite or PostgreSQL through SeaORM) and settings.
@@ -19,6 +20,7 @@
 //! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
 //! - [`resume`]: the resume-builder flow.
 //! - [`timefmt`]: how timestamps are written on the wire.
+//! - [`telemetry`]: logging, and [`warn_limited!`] for warnings that repeat.
 
 pub mod ai;
 pub mod assistant;
@@ -31,6 +33,7 @@ pub mod frontend;
 pub mod health;
 pub mod http;
 pub mod livechat;
+pub mod net;
 pub mod resume;
 pub mod server;
 pub mod socket;

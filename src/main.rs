@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init();
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Migrate => store::connect(&cli.config.database_url)
+        Command::Migrate => store::connect(&cli.config)
             .await
             .map(|_| tracing::info!("migrations applied"))
             .map_err(|err| err.to_string()),

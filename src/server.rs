@@ -6,15 +6,15 @@ use std::{
     io,
     net::SocketAddr,
     num::NonZeroU32,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use axum::{
-    Extension, Router,
-    extract::{ConnectInfo, DefaultBodyLimit, Request, State},
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
     middleware::{self, Next, map_response},
     response::{IntoResponse, Response},
-    serve::{Listener, ListenerExt},
 };
 use governor::{
     Quota, RateLimiter,
@@ -28,15 +28,17 @@ use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
 use crate::{
     ai::{AiError, Providers},
     assistant::{self, ActiveStreams},
-    auth::{self, TokenKeys},
+    auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
     chatkit,
     coach::{self, QuotaLocks},
-    config::Config,
+    config::{Config, Flow},
     error::AppError,
-    frontend, health, http,
-    livechat::{self, SessionLocks},
-    resume, socket,
-    state::{AppState, Shared},
+    frontend, health,
+    http::{self, ClientIp},
+    livechat::{self, Livechat},
+    net, resume,
+    socket::{self, EventTable, Hub},
+    state::{AppState, FlowStates, Shared},
     store,
 };
 
@@ -44,9 +46,8 @@ use crate::{
 /// overflows under connection bursts.
 const LISTEN_BACKLOG: u32 = 1024;
 
-/// Live-chat sessions share this many locks; a collision only makes two
-/// sessions wait for each other briefly.
-const LIVECHAT_LOCK_STRIPES: usize = 1024;
+/// After the grace period, stopped streams get this long to save what they have.
+const STOPPED_STREAMS_SAVE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -68,19 +69,23 @@ pub struct Server {
     router: Router,
     state: AppState,
     io: SocketIo,
+    limits: net::Limits,
 }
 
 impl Server {
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let db = store::connect(&config.database_url).await?;
+        let open_files = net::raise_open_file_limit();
+        let db = store::connect(&config).await?;
+        let passwords = Passwords::new(&config)?;
         let secret = auth::load_signing_secret(&db, &config).await?;
-        auth::bootstrap_admin(&db, &config).await?;
+        auth::bootstrap_admin(&db, &config, &passwords).await?;
         let ai = Providers::from_config(&config)?;
         let default_model = ai.default_model();
         tracing::info!(
             provider = %default_model.provider(),
             model = default_model.default_model(),
             database = store::backend_name(&db),
+            flows = ?config.flows.iter().map(|flow| flow.as_str()).collect::<Vec<_>>(),
             "configured"
         );
 
@@ -100,19 +105,31 @@ impl Server {
         if dropped > 0 {
             tracing::info!(dropped, "expired resume sessions dropped");
         }
+        let interrupted = assistant::service::mark_interrupted(&db, None).await?;
+        if interrupted > 0 {
+            tracing::info!(
+                interrupted,
+                "assistant replies a stop cut off are marked interrupted"
+            );
+        }
+        let mut flows = FlowStates::default();
+        flows.insert(Livechat::new(db.clone(), &config));
+        flows.insert(ActiveStreams::default());
+        flows.insert(QuotaLocks::default());
         let (socket_layer, io) = socket::build(&config);
         let state = AppState::new(Shared {
             tokens: TokenKeys::new(
                 secret.as_bytes(),
-                std::time::Duration::from_secs(config.access_token_ttl_secs),
+                Duration::from_secs(config.access_token_ttl_secs),
             ),
+            passwords,
+            login_limits: LoginLimits::new(&config),
+            admin_flags: AdminFlags::new(Duration::from_secs(config.admin_recheck_secs)),
             ai,
             db,
+            hub: Hub::default(),
             tasks: TaskTracker::new(),
             started_at: Instant::now(),
-            livechat: SessionLocks::new(LIVECHAT_LOCK_STRIPES),
-            assistant: ActiveStreams::default(),
-            quota_locks: QuotaLocks::default(),
             api_limiter: RateLimiter::keyed(api_quota(&config)),
             ai_limiter: RateLimiter::keyed(Quota::per_minute(
                 NonZeroU32::new(config.ai_rate_limit_per_minute).unwrap_or(NonZeroU32::MIN),
@@ -122,14 +139,17 @@ impl Server {
                 .timeout(config.ai_timeout())
                 .build()
                 .map_err(|err| AppError::Internal(err.to_string()))?,
+            flows,
             config,
         });
-        socket::attach(&io, &state);
+        socket::attach(&io, &state, Arc::new(socket_events(&state.config)));
+        state.hub.bind(io.clone());
+        livechat::retry_interrupted_replies(&state);
 
         let addr = SocketAddr::new(state.config.host, state.config.port);
         let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let limits = net::Limits::new(&state.config, open_files);
         let router = routes(&state)
-            .layer(Extension(io.clone()))
             .layer(socket_layer)
             .layer(map_response(http::security_headers))
             .layer(TraceLayer::new_for_http())
@@ -142,6 +162,7 @@ impl Server {
             router,
             state,
             io,
+            limits,
         })
     }
 
@@ -154,7 +175,8 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, gives running AI
-    /// work the grace period to finish, closes every socket and returns.
+    /// work the grace period to finish, stops (and saves) what still runs,
+    /// closes every socket and returns.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -164,50 +186,104 @@ impl Server {
             router,
             state,
             io,
+            limits,
         } = self;
-        let listener = listener.tap_io(|tcp| {
-            // Without it small replies wait ~40 ms on Nagle's algorithm.
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::warn!(%err, "cannot set TCP_NODELAY");
-            }
-        });
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "Switchboard listening");
         }
+        let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
-        let serving = tokio::spawn(
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned())
-            .into_future(),
-        );
+        let serving = tokio::spawn(net::serve(
+            listener,
+            router,
+            limits,
+            stop_accepting.clone(),
+            grace,
+        ));
 
         let sweeper = tokio::spawn(sweep_periodically(state.clone()));
         shutdown.await;
         tracing::info!("shutting down");
         sweeper.abort();
         stop_accepting.cancel();
-        let grace = state.config.shutdown_grace();
         state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait())
             .await
             .is_err()
         {
-            tracing::warn!("running AI work did not finish within the grace period");
+            tracing::warn!("running AI work did not finish within the grace period; stopping it");
+            state.flow::<ActiveStreams>().stop_all();
+            if tokio::time::timeout(STOPPED_STREAMS_SAVE, state.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("AI work still running after being stopped");
+            }
         }
         io.close().await;
-        match tokio::time::timeout(grace, serving).await {
-            Ok(Ok(result)) => result.map_err(StartError::Serve)?,
-            Ok(Err(join)) => tracing::error!(%join, "server task failed"),
-            Err(_) => tracing::warn!("connections still open after the grace period"),
+        if tokio::time::timeout(grace, serving).await.is_err() {
+            tracing::warn!("connections still open after the grace period");
         }
+        state.hub.unbind();
         if let Err(err) = state.db.close_by_ref().await {
             tracing::warn!(%err, "closing the database");
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Every flow's socket events.
+fn socket_events(config: &Config) -> EventTable {
+    let mut events = EventTable::default();
+    health::register(&mut events);
+    livechat::register(&mut events, config);
+    assistant::register(&mut events, config);
+    resume::register(&mut events, config);
+    events
+}
+
+/// The path prefixes of each flow's routes.
+const FLOW_ROUTES: [(Flow, &[&str]); 4] = [
+    (Flow::Livechat, &["/api/chats", "/api/messages", "/api/ai/"]),
+    (Flow::Assistant, &["/api/conversations", "/api/chat"]),
+    (Flow::Resume, &["/format-resume"]),
+    (
+        Flow::Coach,
+        &[
+            "/api/gemini/",
+            "/api/sessions",
+            "/api/analytics/",
+            "/api/chatkit/",
+        ],
+    ),
+];
+
+/// The flow a path belongs to.
+fn flow_of(path: &str) -> Option<Flow> {
+    FLOW_ROUTES.iter().find_map(|(flow, prefixes)| {
+        prefixes
+            .iter()
+            .any(|prefix| {
+                path.strip_prefix(prefix).is_some_and(|rest| {
+                    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+                })
+            })
+            .then_some(*flow)
+    })
+}
+
+/// Routes of a flow the configuration switched off answer `FLOW_DISABLED`.
+async fn refuse_disabled_flows(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match flow_of(request.uri().path()) {
+        Some(flow) if !state.config.flow_enabled(flow) => {
+            AppError::flow_disabled(flow).into_response()
+        }
+        _ => next.run(request).await,
     }
 }
 
@@ -221,6 +297,10 @@ fn routes(state: &AppState) -> Router {
         .merge(coach::router())
         .merge(chatkit::router())
         .method_not_allowed_fallback(http::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_disabled_flows,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limit_api_per_ip,
@@ -249,17 +329,20 @@ fn api_quota(config: &Config) -> Quota {
         .allow_burst(max)
 }
 
-/// The per-IP budget of `/api` requests; health probes are exempt.
-async fn limit_api_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Routes outside the general `/api` budget: health probes, and sign-in,
+/// which has its own ([`LoginLimits`]).
+const OWN_BUDGET: [&str; 3] = ["/api/health", "/api/auth/login", "/api/auth/register"];
+
+/// The per-client budget of `/api` requests.
+async fn limit_api_per_ip(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
-    let limited = path.starts_with("/api/") && path != "/api/health";
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
-    if let (true, Some(ip)) = (limited, peer)
-        && let Err(not_until) = state.api_limiter.check_key(&ip)
-    {
+    let limited = path.starts_with("/api/") && !OWN_BUDGET.contains(&path);
+    if limited && let Err(not_until) = state.api_limiter.check_key(&ip) {
         return AppError::RateLimited {
             message: "Too many requests; try again later".to_owned(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
@@ -277,6 +360,7 @@ async fn sweep_periodically(state: AppState) {
         every.tick().await;
         state.api_limiter.retain_recent();
         state.ai_limiter.retain_recent();
+        state.login_limits.retain_recent();
         if let Err(err) = resume::service::sweep(&state.db, ttl, false).await {
             tracing::warn!(%err, "sweeping resume sessions failed");
         }

@@ -13,24 +13,51 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-/// Opens the database named by `url` and brings its schema up to date.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
-    let mut options = ConnectOptions::new(url);
+use crate::config::{Config, SqliteSync};
+
+/// Opens the configured database and brings its schema up to date.
+///
+/// Timeouts are short so that a database that is gone is reported within
+/// seconds (`DB_ACQUIRE_TIMEOUT_MS` to get a connection, `DB_STATEMENT_TIMEOUT_MS`
+/// per statement on PostgreSQL and per lock wait on SQLite), and the pool
+/// reconnects by itself once it is back.
+///
+/// SQLite runs in WAL mode: readers run beside the writer. With
+/// `synchronous=NORMAL` (the default) a commit survives a crash of the
+/// process but not a power cut; `SQLITE_SYNCHRONOUS=full` survives both at the
+/// cost of a disk flush per commit.
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
+    let statement_timeout = Duration::from_millis(config.db_statement_timeout_ms.max(1));
+    let synchronous = match config.sqlite_synchronous {
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+        SqliteSync::Full => SqliteSynchronous::Full,
+    };
+    let mut options = ConnectOptions::new(&config.database_url);
     options
         .sqlx_logging(false)
-        .acquire_timeout(Duration::from_secs(10))
-        .map_sqlx_sqlite_opts(|sqlite| {
-            // WAL lets readers run beside the writer; a busy timeout makes
-            // concurrent writers wait for each other instead of failing.
+        .acquire_timeout(Duration::from_millis(config.db_acquire_timeout_ms.max(1)))
+        .connect_timeout(Duration::from_millis(config.db_acquire_timeout_ms.max(1)))
+        .map_sqlx_sqlite_opts(move |sqlite| {
             sqlite
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
+                .synchronous(synchronous)
+                .busy_timeout(statement_timeout)
                 .foreign_keys(true)
+        })
+        .map_sqlx_postgres_opts(move |postgres| {
+            postgres.options([(
+                "statement_timeout",
+                statement_timeout.as_millis().to_string(),
+            )])
         });
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// Whether the database answers within `within`.
+pub async fn reachable(db: &DatabaseConnection, within: Duration) -> bool {
+    matches!(tokio::time::timeout(within, db.ping()).await, Ok(Ok(())))
 }
 
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {

@@ -199,12 +199,24 @@ async fn the_coach_app_journey() {
         StatusCode::UNAUTHORIZED,
         "a used refresh token is spent"
     );
+    // Presenting a rotated token again revokes its family: the newer one too.
+    let after_reuse = app
+        .post_json("/api/auth/refresh", &json!({ "refreshToken": rotated }))
+        .await;
+    assert_eq!(after_reuse.status(), StatusCode::UNAUTHORIZED);
 
     // The cookie works as well as the body.
+    let signed_in: Value = app
+        .login("coach@test.local", "correct horse battery")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = signed_in["refreshToken"].as_str().unwrap();
     let by_cookie = app
         .http
         .post(app.url("/api/auth/refresh"))
-        .header("cookie", format!("refreshToken={rotated}"))
+        .header("cookie", format!("refreshToken={fresh}"))
         .send()
         .await
         .unwrap();

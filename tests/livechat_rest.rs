@@ -6,18 +6,29 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use switchboard::livechat::service::{self, Visitor};
+use switchboard::livechat::{
+    domain::{MessageText, SessionId, Visitor},
+    service,
+};
+
+fn sid(raw: &str) -> SessionId {
+    SessionId::parse(raw, 8).unwrap()
+}
 
 async fn seed(app: &TestApp, session_id: &str, texts: &[&str]) -> Vec<i32> {
-    service::ensure_session(&app.state.db, session_id, &Visitor::default())
+    service::ensure_session(&app.state, &sid(session_id), Visitor::default())
         .await
         .unwrap();
     let mut ids = Vec::new();
     for text in texts {
-        let (row, _) =
-            service::record_user_message(&app.state, session_id, text, &Visitor::default())
-                .await
-                .unwrap();
+        let (row, _) = service::record_user_message(
+            &app.state,
+            &sid(session_id),
+            MessageText::parse(text, 100).unwrap(),
+            Visitor::default(),
+        )
+        .await
+        .unwrap();
         ids.push(row.id);
     }
     ids
@@ -33,12 +44,16 @@ async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
 #[tokio::test]
 async fn admin_routes_need_an_admin_token() {
     let app = spawn_app().await;
-    seed(&app, "s-auth", &["hi"]).await;
+    seed(&app, "session-auth", &["hi"]).await;
     let user = service_user_token(&app).await;
     let routes: Vec<(reqwest::Method, &str, Option<Value>)> = vec![
         (reqwest::Method::GET, "/api/chats", None),
-        (reqwest::Method::GET, "/api/chats/s-auth", None),
-        (reqwest::Method::POST, "/api/chats/s-auth/release", None),
+        (reqwest::Method::GET, "/api/chats/session-auth", None),
+        (
+            reqwest::Method::POST,
+            "/api/chats/session-auth/release",
+            None,
+        ),
         (reqwest::Method::PATCH, "/api/messages/1", None),
         (reqwest::Method::GET, "/api/ai/config", None),
         (
@@ -90,7 +105,7 @@ async fn admin_routes_need_an_admin_token() {
         assert_eq!(error["code"], "FORBIDDEN");
     }
     // Nothing changed.
-    let config = service::load_config(&app.state).await.unwrap();
+    let config = service::ai_settings(&app.state).await.unwrap();
     assert!(config.is_enabled);
 }
 
@@ -101,7 +116,7 @@ async fn service_user_token(app: &TestApp) -> String {
         "user@test.local",
         "User",
         "Tester",
-        "pw".into(),
+        "not a real hash".into(),
         false,
     )
     .await
@@ -115,8 +130,8 @@ async fn service_user_token(app: &TestApp) -> String {
 #[tokio::test]
 async fn messages_are_oldest_first_and_after_returns_newer_ones() {
     let app = spawn_app().await;
-    let ids = seed(&app, "s-order", &["one", "two", "three"]).await;
-    let (status, body) = send(app.http.get(app.url("/api/messages/s-order"))).await;
+    let ids = seed(&app, "session-order", &["one", "two", "three"]).await;
+    let (status, body) = send(app.http.get(app.url("/api/messages/session-order"))).await;
     assert_eq!(status, StatusCode::OK);
     let texts: Vec<&str> = body
         .as_array()
@@ -126,14 +141,14 @@ async fn messages_are_oldest_first_and_after_returns_newer_ones() {
         .collect();
     assert_eq!(texts, ["one", "two", "three"]);
     let row = &body[0];
-    assert_eq!(row["sessionId"], "s-order");
+    assert_eq!(row["sessionId"], "session-order");
     assert_eq!(row["senderType"], "user");
     assert_eq!(row["isRead"], false);
     assert!(row["timestamp"].as_str().unwrap().ends_with('Z'));
 
     let (_, newer) = send(
         app.http
-            .get(app.url(&format!("/api/messages/s-order?after={}", ids[0]))),
+            .get(app.url(&format!("/api/messages/session-order?after={}", ids[0]))),
     )
     .await;
     let newer: Vec<i64> = newer
@@ -144,7 +159,11 @@ async fn messages_are_oldest_first_and_after_returns_newer_ones() {
         .collect();
     assert_eq!(newer, [i64::from(ids[1]), i64::from(ids[2])]);
 
-    let (status, error) = send(app.http.get(app.url("/api/messages/s-order?after=abc"))).await;
+    let (status, error) = send(
+        app.http
+            .get(app.url("/api/messages/session-order?after=abc")),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "INVALID_REQUEST");
     let (_, unknown) = send(app.http.get(app.url("/api/messages/no-such-session"))).await;
@@ -154,11 +173,15 @@ async fn messages_are_oldest_first_and_after_returns_newer_ones() {
 #[tokio::test]
 async fn chat_list_is_newest_first_with_only_the_newest_message() {
     let app = spawn_app().await;
-    seed(&app, "s-old", &["old 1", "old 2"]).await;
-    seed(&app, "s-new", &["new 1", "new 2", "new 3"]).await;
-    service::ensure_session(&app.state.db, "s-empty-but-newest", &Visitor::default())
-        .await
-        .unwrap();
+    seed(&app, "session-old", &["old 1", "old 2"]).await;
+    seed(&app, "session-new", &["new 1", "new 2", "new 3"]).await;
+    service::ensure_session(
+        &app.state,
+        &sid("session-empty-but-newest"),
+        Visitor::default(),
+    )
+    .await
+    .unwrap();
     let token = app.admin_token().await;
     let (status, body) = send(app.http.get(app.url("/api/chats")).bearer_auth(&token)).await;
     assert_eq!(status, StatusCode::OK);
@@ -167,7 +190,10 @@ async fn chat_list_is_newest_first_with_only_the_newest_message() {
         .iter()
         .map(|s| s["sessionId"].as_str().unwrap())
         .collect();
-    assert_eq!(order, ["s-empty-but-newest", "s-new", "s-old"]);
+    assert_eq!(
+        order,
+        ["session-empty-but-newest", "session-new", "session-old"]
+    );
     let keys: Vec<&str> = {
         let mut keys: Vec<&str> = sessions[1]
             .as_object()
@@ -198,7 +224,7 @@ async fn chat_list_is_newest_first_with_only_the_newest_message() {
 
     let (status, one) = send(
         app.http
-            .get(app.url("/api/chats/s-new"))
+            .get(app.url("/api/chats/session-new"))
             .bearer_auth(&token),
     )
     .await;
@@ -213,11 +239,10 @@ async fn chat_list_is_newest_first_with_only_the_newest_message() {
 #[tokio::test]
 async fn creating_a_session_is_idempotent_and_validated() {
     let app = spawn_app().await;
-    let body =
-        json!({ "sessionId": "s-created", "ipAddress": "203.0.113.9", "userAgent": "Widget/1.0" });
+    let body = json!({ "sessionId": "session-created", "ipAddress": "203.0.113.9", "userAgent": "Widget/1.0" });
     let (status, first) = send(app.http.post(app.url("/api/chats")).json(&body)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(first["sessionId"], "s-created");
+    assert_eq!(first["sessionId"], "session-created");
     assert_eq!(first["ipAddress"], "203.0.113.9");
     assert_eq!(first["userAgent"], "Widget/1.0");
     assert_eq!(first["handedOffToAdmin"], false);
@@ -240,7 +265,7 @@ async fn creating_a_session_is_idempotent_and_validated() {
 #[tokio::test]
 async fn marking_read_and_releasing() {
     let app = spawn_app().await;
-    let ids = seed(&app, "s-read", &["unread"]).await;
+    let ids = seed(&app, "session-read", &["unread"]).await;
     let token = app.admin_token().await;
     let (status, row) = send(
         app.http
@@ -266,10 +291,12 @@ async fn marking_read_and_releasing() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    service::hand_off(&app.state, "s-read", true).await.unwrap();
+    service::hand_off(&app.state, &sid("session-read"))
+        .await
+        .unwrap();
     let (status, session) = send(
         app.http
-            .post(app.url("/api/chats/s-read/release"))
+            .post(app.url("/api/chats/session-read/release"))
             .bearer_auth(&token),
     )
     .await;
@@ -385,14 +412,17 @@ async fn ai_settings_read_change_toggle_and_test() {
 }
 
 #[tokio::test]
-async fn a_database_failure_is_a_clean_500() {
+async fn a_database_that_is_gone_is_a_clean_503() {
     let app = spawn_app().await;
     let token = app.admin_token().await;
     app.state.db.close_by_ref().await.unwrap();
     let (status, error) = send(app.http.get(app.url("/api/chats")).bearer_auth(&token)).await;
-    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(error["code"], "INTERNAL_ERROR");
-    assert_eq!(error["message"], "Internal server error");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(error["code"], "DATABASE_UNAVAILABLE");
+    assert_eq!(
+        error["message"],
+        "The database is unavailable; try again shortly"
+    );
     let (status, health) = send(app.http.get(app.url("/api/health"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health["status"], "DEGRADED");

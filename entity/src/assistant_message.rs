@@ -14,7 +14,8 @@ pub struct Model {
     /// `user` or `assistant`.
     pub role: String,
     pub content: String,
-    /// `complete`, or for replies `streaming`, `stopped`, `failed`.
+    /// `complete`, or for replies `streaming`, `stopped`, `failed`, `interrupted`
+    /// (the server stopped while generating it).
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

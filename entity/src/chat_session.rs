@@ -16,6 +16,8 @@ pub struct Model {
     pub last_active: DateTimeUtc,
     /// While true the AI does not answer; an admin hands the session back.
     pub handed_off_to_admin: bool,
+    /// Set while the AI is answering the session; one left after a crash is retried.
+    pub ai_reply_pending_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,8 @@ pub struct Model {
     pub title: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Its creator (`user:<id>` or `key:<sha-256 of a client key>`), when it had one.
+    pub owner: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

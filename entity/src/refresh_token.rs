@@ -1,5 +1,7 @@
 //! Refresh tokens. Only a SHA-256 hash of the token is stored, so a database
-//! leak does not leak usable tokens.
+//! leak does not leak usable tokens. Tokens rotate: each refresh revokes the
+//! presented token (`rotated_at`) and issues the next one of the same family;
+//! presenting a rotated token again revokes the whole family.
 
 use sea_orm::entity::prelude::*;
 
@@ -14,6 +16,10 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The sign-in this token descends from (rows from before families: none).
+    pub family_id: Option<String>,
+    /// When a refresh replaced this token.
+    pub rotated_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

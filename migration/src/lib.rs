@@ -7,6 +7,7 @@ mod m20261121_000002_livechat;
 mod m20261121_000003_resume;
 mod m20261121_000004_assistant;
 mod m20261121_000005_coach;
+mod m20261202_000006_hardening;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_resume::Migration),
             Box::new(m20261121_000004_assistant::Migration),
             Box::new(m20261121_000005_coach::Migration),
+            Box::new(m20261202_000006_hardening::Migration),
         ]
     }
 }

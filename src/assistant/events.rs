@@ -2,77 +2,93 @@
 //! `stream_error {message, code}` with `INVALID_REQUEST`,
 //! `CONVERSATION_NOT_FOUND`, `RATE_LIMITED`, `AI_PROVIDER_ERROR` or
 //! `INTERNAL_ERROR`; the socket stays up.
+//!
+//! A conversation's room is `assistant-conversation:<id>`. In `owner` scope
+//! a socket proves who it is with its handshake's token or `auth.clientKey`,
+//! and joins, streams into, types in and stops only its own conversations.
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use socketioxide::{ParserError, SocketIo, extract::SocketRef};
 
 use super::{
-    service::{self, Status},
-    stream::{self, Generation},
+    service::{self, Access, Owner, Status},
+    stream::{self, ActiveStreams, Generation},
 };
 use crate::{
     ai::Role,
     auth::Identity,
+    config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{on_event, parse_payload},
-    state::AppState,
+    socket::{
+        ClientSocket, EventContext, EventTable, Payload, Room, RoomKind, SocketContext,
+        parse_payload,
+    },
 };
 
-struct Context {
-    socket: SocketRef,
-    io: SocketIo,
-    state: AppState,
+const CONVERSATION: RoomKind = RoomKind::new("assistant-conversation");
+
+pub fn conversation_room(id: &str) -> Room {
+    CONVERSATION.room(id)
 }
 
 /// The contract's codes: payload problems are all `INVALID_REQUEST`.
-fn report(socket: &SocketRef, err: AppError) {
+fn report(socket: &ClientSocket, _event: &'static str, err: AppError) {
     let error = err.to_socket_error();
     let code = match error.code {
         "INVALID_PAYLOAD" | "PAYLOAD_TOO_LARGE" => "INVALID_REQUEST",
         code => code,
     };
-    let _ = socket.emit(
+    socket.emit(
         "stream_error",
         &json!({ "message": error.message, "code": code }),
     );
 }
 
-fn on<H, F>(socket: &SocketRef, state: &AppState, event: &'static str, handler: H)
-where
-    H: Fn(Context, Result<Value, ParserError>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = AppResult<()>> + Send + 'static,
-{
-    let state = state.clone();
-    on_event(socket, event, report, move |socket, io, data| {
-        let context = Context {
-            socket,
-            io,
-            state: state.clone(),
-        };
-        handler(context, data)
-    });
+pub fn register(table: &mut EventTable, config: &Config) {
+    table
+        .flow(config, Flow::Assistant, report)
+        .on("join_conversation", join_conversation)
+        .on("leave_conversation", leave_conversation)
+        .on("stream_chat", stream_chat)
+        .on("typing_start", |cx, payload| typing(cx, payload, true))
+        .on("typing_stop", |cx, payload| typing(cx, payload, false))
+        .on("message_read", message_read)
+        .on("stop_generation", stop_generation)
+        .on_handshake(remember_client_key);
 }
 
-pub fn register(socket: &SocketRef, state: &AppState) {
-    on(socket, state, "join_conversation", join_conversation);
-    on(socket, state, "leave_conversation", leave_conversation);
-    on(socket, state, "stream_chat", stream_chat);
-    on(socket, state, "typing_start", |cx, data| {
-        typing(cx, data, true)
-    });
-    on(socket, state, "typing_stop", |cx, data| {
-        typing(cx, data, false)
-    });
-    on(socket, state, "message_read", message_read);
-    on(socket, state, "stop_generation", stop_generation);
+/// A socket's anonymous client key (`auth.clientKey`), kept as an [`Owner`].
+#[derive(Clone)]
+struct ClientKey(Owner);
+
+fn remember_client_key(cx: &SocketContext, auth: Option<&Value>) {
+    let key = auth
+        .and_then(|auth| auth.get("clientKey"))
+        .and_then(Value::as_str)
+        .and_then(|key| Owner::client_key(key).ok());
+    if let Some(key) = key {
+        cx.socket.extensions().insert(ClientKey(key));
+    }
+}
+
+/// What this socket may see: its user, else its client key.
+fn access(cx: &EventContext) -> Access {
+    let owner = match cx.session.identity() {
+        Identity::User(user) => Some(Owner::user(user.id)),
+        Identity::Visitor => cx
+            .socket
+            .extensions()
+            .get::<ClientKey>()
+            .map(|ClientKey(owner)| owner),
+    };
+    Access::new(cx.state.config.assistant_conversation_scope, owner)
 }
 
 /// A bare string id, or `{conversationId}`.
-fn conversation_id(data: Result<Value, ParserError>) -> AppResult<String> {
-    let id = match parse_payload::<Value>(data)? {
+fn conversation_id(payload: Payload) -> AppResult<String> {
+    let id = match parse_payload::<Value>(payload)? {
         Value::String(id) => id,
         Value::Object(mut fields) => match fields.remove("conversationId") {
             Some(Value::String(id)) => id,
@@ -88,13 +104,16 @@ fn conversation_id(data: Result<Value, ParserError>) -> AppResult<String> {
     Ok(id)
 }
 
-async fn join_conversation(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    cx.socket.join(conversation_id(data)?);
+async fn join_conversation(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let id = conversation_id(payload)?;
+    service::may_follow(&cx.state.db, &access(&cx), &id).await?;
+    cx.socket.join(conversation_room(&id));
     Ok(())
 }
 
-async fn leave_conversation(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    cx.socket.leave(conversation_id(data)?);
+async fn leave_conversation(cx: EventContext, payload: Payload) -> AppResult<()> {
+    cx.socket
+        .leave(conversation_room(&conversation_id(payload)?));
     Ok(())
 }
 
@@ -106,50 +125,56 @@ struct StreamChat {
     stream: Option<bool>,
 }
 
-async fn stream_chat(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: StreamChat = parse_payload(data)?;
-    let message = service::validate_message(&cx.state, &payload.message)?;
-    let (conversation, _created) =
-        service::conversation_for(&cx.state.db, payload.conversation_id.as_deref(), message)
-            .await?;
+async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: StreamChat = parse_payload(payload)?;
+    let state = &cx.state;
+    let message = service::validate_message(state, &payload.message)?;
+    let conversation = service::conversation_for(
+        &state.db,
+        &access(&cx),
+        payload.conversation_id.as_deref(),
+        message,
+    )
+    .await?;
+    let room = conversation_room(&conversation.id);
     // The sender hears its own stream, whether it joined or not (mobile
     // clients never join).
-    cx.socket.join(conversation.id.clone());
+    cx.socket.join(room.clone());
     let question = service::add_message(
-        &cx.state.db,
+        &state.db,
         &conversation.id,
         Role::User,
         message,
         Status::Complete,
     )
     .await?;
-    let _ = cx
-        .socket
-        .to(conversation.id.clone())
+    state
+        .hub
+        .to([room.clone()])
+        .except(Room::socket(cx.socket.id()))
         .emit("new_message", &question)
         .await;
     let reply = service::add_message(
-        &cx.state.db,
+        &state.db,
         &conversation.id,
         Role::Assistant,
         "",
         Status::Streaming,
     )
     .await?;
-    let request = service::request_for(&cx.state, &conversation.id, Some(&reply.id)).await?;
-    let _ = cx
-        .io
-        .to(conversation.id.clone())
+    let request = service::request_for(state, &conversation.id, Some(&reply.id)).await?;
+    state
+        .hub
+        .to([room])
         .emit(
             "stream_start",
             &json!({ "messageId": reply.id, "conversationId": conversation.id }),
         )
         .await;
     let coalesce = (payload.stream != Some(false))
-        .then(|| Duration::from_millis(cx.state.config.stream_coalesce_ms));
+        .then(|| Duration::from_millis(state.config.stream_coalesce_ms));
     stream::spawn(
-        &cx.state,
-        cx.io.clone(),
+        state,
         Generation {
             conversation_id: conversation.id,
             message_id: reply.id,
@@ -176,17 +201,30 @@ struct UserTyping<'a> {
     is_typing: bool,
 }
 
-async fn typing(cx: Context, data: Result<Value, ParserError>, is_typing: bool) -> AppResult<()> {
-    let payload: TypingPayload = parse_payload(data)?;
-    service::validate_conversation_id(&payload.conversation_id)?;
+/// Longest `userName` passed on to the room.
+const MAX_USER_NAME_CHARS: usize = 100;
+
+async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResult<()> {
+    let payload: TypingPayload = parse_payload(payload)?;
+    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
+    if payload
+        .user_name
+        .as_ref()
+        .is_some_and(|name| name.chars().count() > MAX_USER_NAME_CHARS)
+    {
+        return Err(service::invalid(format!(
+            "userName is longer than {MAX_USER_NAME_CHARS} characters"
+        )));
+    }
     let event = UserTyping {
-        user_id: cx.socket.id.to_string(),
+        user_id: cx.socket.id().to_string(),
         user_name: payload.user_name.as_deref(),
         is_typing,
     };
-    let _ = cx
-        .socket
-        .to(payload.conversation_id)
+    cx.state
+        .hub
+        .to([conversation_room(&payload.conversation_id)])
+        .except(Room::socket(cx.socket.id()))
         .emit("user_typing", &event)
         .await;
     Ok(())
@@ -199,23 +237,18 @@ struct MessageRead {
     message_id: String,
 }
 
-async fn message_read(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: MessageRead = parse_payload(data)?;
-    service::validate_conversation_id(&payload.conversation_id)?;
-    let read_by = match cx
-        .socket
-        .extensions
-        .get::<Identity>()
-        .as_ref()
-        .and_then(Identity::user)
-    {
+async fn message_read(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: MessageRead = parse_payload(payload)?;
+    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
+    service::validate_conversation_id(&payload.message_id)?;
+    let read_by = match cx.session.identity().user() {
         Some(user) => user.id.to_string(),
-        None => cx.socket.id.to_string(),
+        None => cx.socket.id().to_string(),
     };
     let status = json!({ "messageId": payload.message_id, "status": "read", "readBy": read_by });
-    let _ = cx
-        .io
-        .to(payload.conversation_id)
+    cx.state
+        .hub
+        .to([conversation_room(&payload.conversation_id)])
         .emit("message_status", &status)
         .await;
     Ok(())
@@ -230,14 +263,20 @@ struct Stop {
 
 /// Stops a generation by its reply id or every one in a conversation. Stopping
 /// what already ended is not an error: the stop and the end can cross.
-async fn stop_generation(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: Stop = parse_payload(data)?;
+async fn stop_generation(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: Stop = parse_payload(payload)?;
+    let streams = cx.state.flow::<ActiveStreams>();
+    let access = access(&cx);
     match (payload.message_id, payload.conversation_id) {
         (Some(message_id), _) => {
-            cx.state.assistant.stop_message(&message_id);
+            if let Some(conversation) = streams.conversation_of(&message_id) {
+                service::may_follow(&cx.state.db, &access, &conversation).await?;
+                streams.stop_message(&message_id);
+            }
         }
         (None, Some(conversation_id)) => {
-            cx.state.assistant.stop_conversation(&conversation_id);
+            service::may_follow(&cx.state.db, &access, &conversation_id).await?;
+            streams.stop_conversation(&conversation_id);
         }
         (None, None) => return Err(service::invalid("send {messageId} or {conversationId}")),
     }

@@ -5,7 +5,7 @@
 //! - [`stream`]: the generation pipeline (coalescing, saving as it grows,
 //!   stopping).
 //! - [`routes`]: `/api/conversations*`, `POST /api/chat`.
-//! - [`service`]: conversations, messages, what the model sees.
+//! - [`service`]: conversations, who may see them, messages, what the model sees.
 
 pub mod events;
 pub mod routes;

@@ -1,5 +1,11 @@
-//! Assistant conversations and messages: storage, the history the model sees,
-//! and the non-streaming answer. Nothing here knows about sockets.
+//! Assistant conversations and messages: storage, who may read them, the
+//! history the model sees, and the non-streaming answer. Nothing here knows
+//! about sockets.
+//!
+//! Who may read a conversation is `ASSISTANT_CONVERSATION_SCOPE`: `open` (the
+//! default, as the unchanged frontends send no identity) lets anyone who knows
+//! its id read it; `owner` lets only its creator — a user's Bearer token, or an
+//! anonymous client key — list, read, change, join or stop it.
 
 use chrono::{DateTime, Utc};
 use entity::{assistant_message, conversation};
@@ -11,10 +17,80 @@ use serde::Serialize;
 
 use crate::{
     ai::{ChatMessage, ChatRequest, Role},
+    auth::sha256_hex,
+    config::ConversationScope,
     error::{AppError, AppResult},
     state::AppState,
     timefmt::iso8601,
 };
+
+const MIN_CLIENT_KEY_CHARS: usize = 16;
+const MAX_CLIENT_KEY_CHARS: usize = 256;
+
+/// Who created a conversation: a user, or the holder of an anonymous client key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+impl Owner {
+    pub fn user(id: i32) -> Self {
+        Self(format!("user:{id}"))
+    }
+
+    /// A client's own random key (sent as `X-Client-Key` or `auth.clientKey`);
+    /// only its hash is stored.
+    pub fn client_key(key: &str) -> AppResult<Self> {
+        let chars = key.chars().count();
+        if !(MIN_CLIENT_KEY_CHARS..=MAX_CLIENT_KEY_CHARS).contains(&chars)
+            || !key.chars().all(|c| c.is_ascii_graphic())
+        {
+            return Err(invalid(format!(
+                "a client key must be {MIN_CLIENT_KEY_CHARS} to {MAX_CLIENT_KEY_CHARS} printable characters"
+            )));
+        }
+        Ok(Self(format!("key:{}", sha256_hex(key))))
+    }
+}
+
+/// What a caller may see of the conversations.
+#[derive(Debug, Clone)]
+pub struct Access {
+    scope: ConversationScope,
+    owner: Option<Owner>,
+}
+
+impl Access {
+    pub fn new(scope: ConversationScope, owner: Option<Owner>) -> Self {
+        Self { scope, owner }
+    }
+
+    /// The server itself (a stream reporting its conversation).
+    pub fn server() -> Self {
+        Self::new(ConversationScope::Open, None)
+    }
+
+    /// In `owner` scope a caller must say who it is.
+    fn require_identity(&self) -> AppResult<()> {
+        if self.scope == ConversationScope::Owner && self.owner.is_none() {
+            return Err(AppError::Unauthorized {
+                code: "OWNER_REQUIRED",
+                message: "Conversations are private here: send a Bearer token or an X-Client-Key"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the caller may see `row`; another's conversation is not found.
+    fn check(&self, row: conversation::Model) -> AppResult<conversation::Model> {
+        if self.scope == ConversationScope::Owner {
+            self.require_identity()?;
+            if row.owner.as_deref() != self.owner.as_ref().map(|o| o.0.as_str()) {
+                return Err(not_found());
+            }
+        }
+        Ok(row)
+    }
+}
 
 const TITLE_CHARS: usize = 50;
 const MAX_TITLE_CHARS: usize = 200;
@@ -27,6 +103,8 @@ pub enum Status {
     Complete,
     Stopped,
     Failed,
+    /// The server stopped while generating it.
+    Interrupted,
 }
 
 impl Status {
@@ -36,6 +114,7 @@ impl Status {
             Status::Complete => "complete",
             Status::Stopped => "stopped",
             Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -118,7 +197,7 @@ pub fn validate_message<'a>(state: &AppState, message: &'a str) -> AppResult<&'a
 }
 
 /// A conversation id: the ids this server hands out are UUIDs, but clients may
-/// have their own; anything short and printable names a room.
+/// have their own; anything short and printable.
 pub fn validate_conversation_id(id: &str) -> AppResult<()> {
     if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid(
@@ -151,8 +230,10 @@ fn validate_title(title: &str) -> AppResult<&str> {
 
 pub async fn create_conversation(
     db: &DatabaseConnection,
+    access: &Access,
     title: &str,
 ) -> AppResult<conversation::Model> {
+    access.require_identity()?;
     let title = validate_title(title)?;
     let now = Utc::now();
     Ok(conversation::ActiveModel {
@@ -160,35 +241,56 @@ pub async fn create_conversation(
         title: Set(title.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        owner: Set(access.owner.as_ref().map(|owner| owner.0.clone())),
     }
     .insert(db)
     .await?)
 }
 
+/// The conversation, when the caller may see it.
 pub async fn find_conversation(
     db: &DatabaseConnection,
+    access: &Access,
     id: &str,
 ) -> AppResult<conversation::Model> {
-    conversation::Entity::find_by_id(id.to_owned())
+    validate_conversation_id(id)?;
+    let row = conversation::Entity::find_by_id(id.to_owned())
         .one(db)
         .await?
-        .ok_or_else(not_found)
+        .ok_or_else(not_found)?;
+    access.check(row)
+}
+
+/// Whether the caller may follow the conversation's room: always in `open`
+/// scope (rooms of unknown ids stay empty), only its own in `owner` scope.
+pub async fn may_follow(db: &DatabaseConnection, access: &Access, id: &str) -> AppResult<()> {
+    validate_conversation_id(id)?;
+    if access.scope == ConversationScope::Open {
+        return Ok(());
+    }
+    find_conversation(db, access, id).await.map(|_| ())
 }
 
 pub async fn rename_conversation(
     db: &DatabaseConnection,
+    access: &Access,
     id: &str,
     title: &str,
 ) -> AppResult<ConversationView> {
     let title = validate_title(title)?;
-    let mut row: conversation::ActiveModel = find_conversation(db, id).await?.into();
+    let mut row: conversation::ActiveModel = find_conversation(db, access, id).await?.into();
     row.title = Set(title.to_owned());
     row.updated_at = Set(Utc::now());
     let row = row.update(db).await?;
     conversation_view(db, row).await
 }
 
-pub async fn delete_conversation(db: &DatabaseConnection, id: &str) -> AppResult<()> {
+pub async fn delete_conversation(
+    db: &DatabaseConnection,
+    access: &Access,
+    id: &str,
+) -> AppResult<()> {
+    find_conversation(db, access, id).await?;
     let deleted = conversation::Entity::delete_by_id(id.to_owned())
         .exec(db)
         .await?;
@@ -220,23 +322,34 @@ pub async fn conversation_view(
     Ok(ConversationView::new(row, messages))
 }
 
-pub async fn get_conversation(db: &DatabaseConnection, id: &str) -> AppResult<ConversationView> {
-    let row = find_conversation(db, id).await?;
+pub async fn get_conversation(
+    db: &DatabaseConnection,
+    access: &Access,
+    id: &str,
+) -> AppResult<ConversationView> {
+    let row = find_conversation(db, access, id).await?;
     conversation_view(db, row).await
 }
 
-/// Conversations, most recently updated first, each with only its last message.
-pub async fn list_conversations(db: &DatabaseConnection) -> AppResult<Vec<ConversationView>> {
-    let rows = conversation::Entity::find()
-        .order_by_desc(conversation::Column::UpdatedAt)
-        .all(db)
-        .await?;
+/// Conversations the caller may see, most recently updated first, each with
+/// only its last message.
+pub async fn list_conversations(
+    db: &DatabaseConnection,
+    access: &Access,
+) -> AppResult<Vec<ConversationView>> {
+    access.require_identity()?;
+    let mut query = conversation::Entity::find().order_by_desc(conversation::Column::UpdatedAt);
+    if let (ConversationScope::Owner, Some(owner)) = (access.scope, &access.owner) {
+        query = query.filter(conversation::Column::Owner.eq(owner.0.as_str()));
+    }
+    let rows = query.all(db).await?;
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let mut last: std::collections::HashMap<String, MessageView> =
         crate::store::newest_per_group::<assistant_message::Entity>(
             db,
             assistant_message::Column::ConversationId,
             assistant_message::Column::Seq,
-            Condition::all(),
+            Condition::all().add(assistant_message::Column::ConversationId.is_in(ids)),
         )
         .await?
         .into_iter()
@@ -343,26 +456,25 @@ pub async fn request_for(
 /// The conversation to post into: the named one, or a new one titled after the message.
 pub async fn conversation_for(
     db: &DatabaseConnection,
+    access: &Access,
     conversation_id: Option<&str>,
     message: &str,
-) -> AppResult<(conversation::Model, bool)> {
+) -> AppResult<conversation::Model> {
     match conversation_id {
-        Some(id) => {
-            validate_conversation_id(id)?;
-            Ok((find_conversation(db, id).await?, false))
-        }
-        None => Ok((create_conversation(db, &title_from(message)).await?, true)),
+        Some(id) => find_conversation(db, access, id).await,
+        None => create_conversation(db, access, &title_from(message)).await,
     }
 }
 
 /// `POST /api/chat`: the whole answer at once; both messages are stored.
 pub async fn answer(
     state: &AppState,
+    access: &Access,
     conversation_id: Option<&str>,
     message: &str,
 ) -> AppResult<(MessageView, ConversationView)> {
     let message = validate_message(state, message)?;
-    let (conversation, _) = conversation_for(&state.db, conversation_id, message).await?;
+    let conversation = conversation_for(&state.db, access, conversation_id, message).await?;
     add_message(
         &state.db,
         &conversation.id,
@@ -381,8 +493,27 @@ pub async fn answer(
         Status::Complete,
     )
     .await?;
-    let view = get_conversation(&state.db, &conversation.id).await?;
+    let view = get_conversation(&state.db, &Access::server(), &conversation.id).await?;
     Ok((reply, view))
+}
+
+/// Replies left `streaming` by a server that stopped are marked
+/// `interrupted`, keeping the text saved so far. With `older_than`, only those
+/// not saved since (other nodes may be streaming the newer ones).
+pub async fn mark_interrupted(
+    db: &DatabaseConnection,
+    older_than: Option<DateTime<Utc>>,
+) -> AppResult<u64> {
+    let mut update = assistant_message::Entity::update_many()
+        .col_expr(
+            assistant_message::Column::Status,
+            Expr::value(Status::Interrupted.as_str()),
+        )
+        .filter(assistant_message::Column::Status.eq(Status::Streaming.as_str()));
+    if let Some(cutoff) = older_than {
+        update = update.filter(assistant_message::Column::UpdatedAt.lt(cutoff));
+    }
+    Ok(update.exec(db).await?.rows_affected)
 }
 
 #[cfg(test)]

@@ -16,11 +16,13 @@ use dashmap::DashMap;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use socketioxide::SocketIo;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::service::{self, Status};
+use super::{
+    events::conversation_room,
+    service::{self, Access, Status},
+};
 use crate::{
     ai::{ChatRequest, StreamItem},
     error::AppError,
@@ -45,6 +47,11 @@ impl ActiveStreams {
 
     fn finish(&self, message_id: &str) {
         self.by_message.remove(message_id);
+    }
+
+    /// The conversation of a running generation.
+    pub fn conversation_of(&self, message_id: &str) -> Option<String> {
+        self.by_message.get(message_id).map(|entry| entry.0.clone())
     }
 
     /// Stops the generation of that reply; false when none runs.
@@ -101,27 +108,29 @@ enum Ending {
     Failed(AppError),
 }
 
-/// Registers the generation (so it can be stopped) and runs it; spawn it on
-/// the state's task tracker so shutdown waits for it.
-pub fn spawn(state: &AppState, io: SocketIo, generation: Generation) {
+/// Registers the generation (so it can be stopped) and runs it on the state's
+/// task tracker, so shutdown waits for it.
+pub fn spawn(state: &AppState, generation: Generation) {
     let cancel = state
-        .assistant
+        .flow::<ActiveStreams>()
         .start(&generation.message_id, &generation.conversation_id);
     let task_state = state.clone();
     state.tasks.spawn(async move {
         let message_id = generation.message_id.clone();
-        run(&task_state, &io, generation, cancel).await;
-        task_state.assistant.finish(&message_id);
+        run(&task_state, generation, cancel).await;
+        task_state.flow::<ActiveStreams>().finish(&message_id);
     });
 }
 
-async fn emit(io: &SocketIo, room: &str, event: &str, payload: &impl Serialize) {
-    if let Err(err) = io.to(room.to_owned()).emit(event, payload).await {
-        tracing::warn!(%err, event, "assistant broadcast failed");
-    }
+async fn emit(state: &AppState, conversation_id: &str, event: &str, payload: &impl Serialize) {
+    state
+        .hub
+        .to([conversation_room(conversation_id)])
+        .emit(event, payload)
+        .await;
 }
 
-async fn run(state: &AppState, io: &SocketIo, generation: Generation, cancel: CancellationToken) {
+async fn run(state: &AppState, generation: Generation, cancel: CancellationToken) {
     let Generation {
         conversation_id,
         message_id,
@@ -142,7 +151,7 @@ async fn run(state: &AppState, io: &SocketIo, generation: Generation, cancel: Ca
             delta: &text[*sent..],
             is_complete,
         };
-        emit(io, &conversation_id, "stream_chunk", &chunk).await;
+        emit(state, &conversation_id, "stream_chunk", &chunk).await;
         *sent = text.len();
     };
 
@@ -195,11 +204,11 @@ async fn run(state: &AppState, io: &SocketIo, generation: Generation, cancel: Ca
         tracing::error!(%err, %message_id, "saving a finished reply failed");
     }
     send_chunk(&text, &mut sent, true).await;
-    let conversation = service::get_conversation(&state.db, &conversation_id)
+    let conversation = service::get_conversation(&state.db, &Access::server(), &conversation_id)
         .await
         .ok();
     emit(
-        io,
+        state,
         &conversation_id,
         "stream_complete",
         &json!({ "messageId": message_id, "conversationId": conversation_id, "conversation": conversation }),
@@ -208,7 +217,7 @@ async fn run(state: &AppState, io: &SocketIo, generation: Generation, cancel: Ca
     if let Ending::Failed(err) = ending {
         let error = err.to_socket_error();
         emit(
-            io,
+            state,
             &conversation_id,
             "stream_error",
             &json!({ "message": error.message, "code": "AI_PROVIDER_ERROR", "messageId": message_id, "conversationId": conversation_id }),

@@ -1,5 +1,6 @@
 //! Authentication as axum extractors: a handler that takes an [`AuthUser`]
-//! needs a valid Bearer token, one that takes an [`AdminUser`] an admin's.
+//! needs a valid Bearer token, one that takes an [`AdminUser`] an admin's
+//! whose admin flag still holds in the database.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
@@ -12,6 +13,15 @@ pub struct AuthUser {
     pub id: i32,
     pub email: String,
     pub is_admin: bool,
+    /// When the token expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl AuthUser {
+    pub fn token_expired(&self) -> bool {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        now >= self.expires_at
+    }
 }
 
 impl From<Claims> for AuthUser {
@@ -21,6 +31,7 @@ impl From<Claims> for AuthUser {
             id: claims.sub.parse().unwrap_or_default(),
             email: claims.email,
             is_admin: claims.admin,
+            expires_at: claims.exp,
         }
     }
 }
@@ -54,6 +65,13 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// An optional Bearer token: absent is `None`, present but invalid is an error.
+pub fn optional_user(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
+    bearer_token(parts)
+        .map(|token| state.tokens.verify_access(token).map(AuthUser::from))
+        .transpose()
+}
+
 impl FromRequestParts<AppState> for AdminUser {
     type Rejection = AppError;
 
@@ -62,11 +80,12 @@ impl FromRequestParts<AppState> for AdminUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let user = AuthUser::from_request_parts(parts, state).await?;
-        if !user.is_admin {
-            return Err(AppError::Forbidden {
-                code: "FORBIDDEN",
-                message: "Admin access required".to_owned(),
-            });
+        let forbidden = || AppError::Forbidden {
+            code: "FORBIDDEN",
+            message: "Admin access required".to_owned(),
+        };
+        if !user.is_admin || !state.admin_flags.still_admin(&state.db, user.id).await? {
+            return Err(forbidden());
         }
         Ok(AdminUser(user))
     }

@@ -1,24 +1,28 @@
 //! Authentication shared by every flow: password hashing, JWT access tokens,
 //! refresh tokens, the admin bootstrap, the login/verify routes, and the two
 //! ways a caller proves who it is — the [`AuthUser`]/[`AdminUser`] axum
-//! extractors and the socket connect step ([`identify_socket`]). Both read
+//! extractors and the socket handshake ([`identify_socket`]). Both read
 //! tokens through [`TokenKeys`].
 
 mod extract;
+mod limits;
 mod password;
 mod routes;
 mod service;
 mod token;
 
-pub use extract::{AdminUser, AuthUser};
-pub use password::{hash_password, verify_password};
+pub use extract::{AdminUser, AuthUser, optional_user};
+pub use limits::LoginLimits;
+pub use password::Passwords;
 pub use routes::router;
 pub use service::{
-    LoginResponse, UserView, bootstrap_admin, create_user, issue_session, load_signing_secret,
+    AdminFlags, LoginResponse, UserView, bootstrap_admin, create_user, issue_session,
+    load_signing_secret, random_token, sha256_hex,
 };
 pub use token::{Claims, TokenKeys};
 
-/// Who is on the other end of a socket, decided once in the handshake.
+/// Who is on the other end of a socket, decided in the handshake; an admin
+/// whose token expires is demoted to a visitor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     /// No valid token: a widget visitor.

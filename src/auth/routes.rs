@@ -1,6 +1,8 @@
 //! `/api/auth/*`: register, login, refresh, logout, verify. The refresh token
-//! travels in an httpOnly cookie and in the body (the coach client sends it
-//! back in the body).
+//! travels in an httpOnly cookie and in the body. Refresh and logout read the
+//! cookie first and the body only without one, as the Node original does: the
+//! coach client keeps its first body token forever while its cookie holds the
+//! rotated one, so a stale body token beside a cookie is ignored.
 
 use axum::{
     Json, Router,
@@ -16,7 +18,7 @@ use serde_json::{Value, json};
 use super::{AuthUser, LoginResponse, service};
 use crate::{
     error::{AppError, AppResult},
-    http::{AppJson, optional_json},
+    http::{AppJson, ClientIp, optional_json},
     state::AppState,
 };
 
@@ -58,9 +60,11 @@ struct RegisterBody {
 
 async fn register(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     AppJson(body): AppJson<RegisterBody>,
 ) -> AppResult<(StatusCode, CookieJar, Json<LoginResponse>)> {
+    state.login_limits.spend(ip, None)?;
     let session =
         service::register(&state, &body.email, &body.name, &body.role, &body.password).await?;
     Ok((
@@ -78,9 +82,11 @@ struct LoginBody {
 
 async fn login(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: CookieJar,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<(CookieJar, Json<LoginResponse>)> {
+    state.login_limits.spend(ip, Some(&body.email))?;
     let session = service::login(&state, &body.email, &body.password).await?;
     Ok((with_cookie(&state, jar, &session), Json(session)))
 }
@@ -91,16 +97,14 @@ struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-/// The body's token when given, else the cookie's.
+/// The cookie's token when there is one, else the body's.
 fn presented_token(jar: &CookieJar, body: &[u8]) -> AppResult<Option<String>> {
     let body: RefreshBody = optional_json(body)?;
-    Ok(body
-        .refresh_token
+    Ok(jar
+        .get(REFRESH_COOKIE)
+        .map(|cookie| cookie.value().to_owned())
         .filter(|token| !token.is_empty())
-        .or_else(|| {
-            jar.get(REFRESH_COOKIE)
-                .map(|cookie| cookie.value().to_owned())
-        }))
+        .or_else(|| body.refresh_token.filter(|token| !token.is_empty())))
 }
 
 async fn refresh(

@@ -1,16 +1,20 @@
 //! Accounts logic behind the auth routes: logging in, issuing token pairs, and
 //! the start-up duties (signing secret, first admin).
 
+use std::time::{Duration, Instant};
+
 use chrono::Utc;
+use dashmap::DashMap;
 use entity::{refresh_token, user};
 use rand::{Rng, distr::Alphanumeric};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
+    QueryFilter, sea_query::Expr,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{AuthUser, hash_password, verify_password};
+use super::{AuthUser, Passwords};
 use crate::{
     config::Config,
     error::{AppError, AppResult},
@@ -44,10 +48,47 @@ pub async fn load_signing_secret(db: &DatabaseConnection, config: &Config) -> Ap
     Ok(store::setting_or_insert(db, JWT_SECRET_SETTING, random_token(64)).await?)
 }
 
+/// Whether users whose tokens claim admin rights still have them: the flag is
+/// read from the database at most every `ADMIN_RECHECK_SECS` per user, so a
+/// demoted admin loses access within that time, not at token expiry.
+pub struct AdminFlags {
+    ttl: Duration,
+    /// Only users whose tokens claim admin rights land here: as many entries
+    /// as admin accounts.
+    known: DashMap<i32, (bool, Instant)>,
+}
+
+impl AdminFlags {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            known: DashMap::new(),
+        }
+    }
+
+    pub async fn still_admin(&self, db: &DatabaseConnection, user_id: i32) -> AppResult<bool> {
+        if let Some(entry) = self.known.get(&user_id)
+            && entry.1.elapsed() < self.ttl
+        {
+            return Ok(entry.0);
+        }
+        let is_admin = user::Entity::find_by_id(user_id)
+            .one(db)
+            .await?
+            .is_some_and(|user| user.is_admin);
+        self.known.insert(user_id, (is_admin, Instant::now()));
+        Ok(is_admin)
+    }
+}
+
 /// Makes sure the live-chat admin exists. With `ADMIN_PASSWORD` the account is
 /// created or its password set to it; without, an admin is created only when
 /// there is none, with a random password printed once.
-pub async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> AppResult<()> {
+pub async fn bootstrap_admin(
+    db: &DatabaseConnection,
+    config: &Config,
+    passwords: &Passwords,
+) -> AppResult<()> {
     let email = config.admin_email.trim().to_lowercase();
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
@@ -56,10 +97,12 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> AppRes
     match (&config.admin_password, existing) {
         (Some(password), Some(admin)) => {
             if !admin.is_admin
-                || !verify_password(password.clone(), admin.password_hash.clone()).await?
+                || !passwords
+                    .verify(password.clone(), &admin.password_hash)
+                    .await?
             {
                 let mut admin: user::ActiveModel = admin.into();
-                admin.password_hash = Set(hash_password(password.clone()).await?);
+                admin.password_hash = Set(passwords.hash(password.clone()).await?);
                 admin.is_admin = Set(true);
                 admin.updated_at = Set(Utc::now());
                 admin.update(db).await?;
@@ -67,7 +110,8 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> AppRes
             }
         }
         (Some(password), None) => {
-            create_user(db, &email, "Admin", "Administrator", password.clone(), true).await?;
+            let hash = passwords.hash(password.clone()).await?;
+            create_user(db, &email, "Admin", "Administrator", hash, true).await?;
             tracing::info!(%email, "admin account created from ADMIN_EMAIL/ADMIN_PASSWORD");
         }
         (None, _) => {
@@ -77,7 +121,8 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> AppRes
                 .await?;
             if any_admin.is_none() {
                 let password = random_token(20);
-                create_user(db, &email, "Admin", "Administrator", password.clone(), true).await?;
+                let hash = passwords.hash(password.clone()).await?;
+                create_user(db, &email, "Admin", "Administrator", hash, true).await?;
                 tracing::warn!(
                     %email, %password,
                     "created the admin with a random password (shown once; set ADMIN_PASSWORD to choose one)"
@@ -88,12 +133,13 @@ pub async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> AppRes
     Ok(())
 }
 
+/// Stores a user whose password is already hashed.
 pub async fn create_user(
     db: &DatabaseConnection,
     email: &str,
     name: &str,
     role: &str,
-    password: String,
+    password_hash: String,
     is_admin: bool,
 ) -> AppResult<user::Model> {
     let now = Utc::now();
@@ -101,7 +147,7 @@ pub async fn create_user(
         email: Set(email.trim().to_lowercase()),
         name: Set(name.to_owned()),
         role: Set(role.to_owned()),
-        password_hash: Set(hash_password(password).await?),
+        password_hash: Set(password_hash),
         is_admin: Set(is_admin),
         created_at: Set(now),
         updated_at: Set(now),
@@ -148,8 +194,13 @@ pub struct LoginResponse {
     pub message: Option<&'static str>,
 }
 
-/// Issues an access token and a stored refresh token for `user`.
-pub async fn issue_session(state: &AppState, user: user::Model) -> AppResult<LoginResponse> {
+/// Issues an access token and a stored refresh token for `user`: the first of
+/// a new family at sign-in, the next of `family` at a refresh.
+pub async fn issue_session(
+    state: &AppState,
+    user: user::Model,
+    family: Option<String>,
+) -> AppResult<LoginResponse> {
     let access = state
         .tokens
         .issue_access(user.id, &user.email, user.is_admin)?;
@@ -163,6 +214,10 @@ pub async fn issue_session(state: &AppState, user: user::Model) -> AppResult<Log
         ),
         revoked_at: Set(None),
         created_at: Set(now),
+        family_id: Set(Some(
+            family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        )),
+        rotated_at: Set(None),
         ..Default::default()
     }
     .insert(&state.db)
@@ -185,6 +240,9 @@ fn invalid_credentials() -> AppError {
 }
 
 pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<LoginResponse> {
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(invalid_credentials());
+    }
     let found = user::Entity::find()
         .filter(user::Column::Email.eq(email.trim().to_lowercase()))
         .one(&state.db)
@@ -192,13 +250,17 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<L
     let Some(found) = found else {
         // Spend the same time as a real check, so timing does not reveal which
         // emails have accounts.
-        verify_password(password.to_owned(), DUMMY_HASH.to_owned()).await?;
+        state.passwords.verify_nothing(password.to_owned()).await?;
         return Err(invalid_credentials());
     };
-    if !verify_password(password.to_owned(), found.password_hash.clone()).await? {
+    if !state
+        .passwords
+        .verify(password.to_owned(), &found.password_hash)
+        .await?
+    {
         return Err(invalid_credentials());
     }
-    let mut session = issue_session(state, found).await?;
+    let mut session = issue_session(state, found, None).await?;
     session.message = Some("Login successful");
     Ok(session)
 }
@@ -225,8 +287,10 @@ fn validate_registration(email: &str, name: &str, role: &str, password: &str) ->
     if role.chars().count() > 100 {
         return Err(AppError::invalid("role must be at most 100 characters"));
     }
-    if !(8..=256).contains(&password.chars().count()) {
-        return Err(AppError::invalid("password must be 8 to 256 characters"));
+    if !(8..=MAX_PASSWORD_CHARS).contains(&password.chars().count()) {
+        return Err(AppError::invalid(format!(
+            "password must be 8 to {MAX_PASSWORD_CHARS} characters"
+        )));
     }
     Ok(())
 }
@@ -254,63 +318,94 @@ pub async fn register(
         return Err(conflict());
     }
     // A racing registration loses on the unique index.
-    let created = create_user(
-        &state.db,
-        &email,
-        name.trim(),
-        role.trim(),
-        password.to_owned(),
-        false,
-    )
-    .await
-    .map_err(|err| match err {
-        AppError::Database(sea_orm::DbErr::Query(_) | sea_orm::DbErr::Exec(_)) => conflict(),
-        other => other,
-    })?;
-    issue_session(state, created).await
+    let hash = state.passwords.hash(password.to_owned()).await?;
+    let created = create_user(&state.db, &email, name.trim(), role.trim(), hash, false)
+        .await
+        .map_err(|err| match err {
+            AppError::Database(sea_orm::DbErr::Query(_) | sea_orm::DbErr::Exec(_)) => conflict(),
+            other => other,
+        })?;
+    issue_session(state, created, None).await
 }
 
-/// Trades a refresh token for a new access token and a new refresh token; the
-/// old one stops working (rotation), so a stolen token works once at most.
+/// Trades a refresh token for a new access token and the next refresh token
+/// of its family; the presented one stops working (rotation). Presenting a
+/// token that was already rotated means it was copied: the whole family is
+/// revoked, so the thief's newer token stops working too.
 pub async fn refresh(state: &AppState, token: &str) -> AppResult<LoginResponse> {
     let now = Utc::now();
     let stored = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
         .one(&state.db)
         .await?
-        .filter(|row| row.revoked_at.is_none() && row.expires_at > now)
         .ok_or_else(invalid_refresh)?;
-    // Revoking is conditional, so two refreshes with one token cannot both win.
-    let revoked = refresh_token::Entity::update_many()
-        .col_expr(
-            refresh_token::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(Some(now)),
-        )
+    if stored.rotated_at.is_some() {
+        revoke_family(state, &stored).await?;
+        tracing::warn!(
+            user_id = stored.user_id,
+            "a rotated refresh token was reused; its family is revoked"
+        );
+        return Err(refresh_reused());
+    }
+    if stored.revoked_at.is_some() || stored.expires_at <= now {
+        return Err(invalid_refresh());
+    }
+    // Rotating is conditional, so of two refreshes with one token only one wins;
+    // the other presented a rotated token.
+    let rotated = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::RevokedAt, Expr::value(Some(now)))
+        .col_expr(refresh_token::Column::RotatedAt, Expr::value(Some(now)))
         .filter(refresh_token::Column::Id.eq(stored.id))
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&state.db)
         .await?;
-    if revoked.rows_affected == 0 {
-        return Err(invalid_refresh());
+    if rotated.rows_affected == 0 {
+        revoke_family(state, &stored).await?;
+        return Err(refresh_reused());
     }
     let owner = user::Entity::find_by_id(stored.user_id)
         .one(&state.db)
         .await?
         .ok_or_else(invalid_refresh)?;
-    issue_session(state, owner).await
+    let family = stored.family_id.unwrap_or_else(|| stored.id.to_string());
+    issue_session(state, owner, Some(family)).await
 }
 
-/// Revokes a refresh token; unknown tokens are ignored (logging out twice is fine).
-pub async fn revoke(state: &AppState, token: &str) -> AppResult<()> {
+fn refresh_reused() -> AppError {
+    AppError::Unauthorized {
+        code: "INVALID_REFRESH_TOKEN",
+        message: "This refresh token was already used; sign in again".to_owned(),
+    }
+}
+
+/// Revokes every live token of `token`'s family.
+async fn revoke_family(state: &AppState, token: &refresh_token::Model) -> AppResult<()> {
+    let family = match &token.family_id {
+        Some(family) => Condition::all().add(refresh_token::Column::FamilyId.eq(family.as_str())),
+        None => Condition::all().add(refresh_token::Column::Id.eq(token.id)),
+    };
     refresh_token::Entity::update_many()
         .col_expr(
             refresh_token::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(Some(Utc::now())),
+            Expr::value(Some(Utc::now())),
         )
-        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
+        .filter(family)
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&state.db)
         .await?;
+    Ok(())
+}
+
+/// Signs out: revokes the token's family (every token of that sign-in).
+/// Unknown tokens are ignored (logging out twice is fine).
+pub async fn revoke(state: &AppState, token: &str) -> AppResult<()> {
+    let stored = refresh_token::Entity::find()
+        .filter(refresh_token::Column::TokenHash.eq(sha256_hex(token)))
+        .one(&state.db)
+        .await?;
+    if let Some(stored) = stored {
+        revoke_family(state, &stored).await?;
+    }
     Ok(())
 }
 
@@ -323,5 +418,5 @@ pub async fn current_user(state: &AppState, caller: &AuthUser) -> AppResult<User
         .ok_or_else(|| AppError::unauthorized("User no longer exists"))
 }
 
-/// A well-formed argon2id hash (default parameters) that no known password matches.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0dtxz2VyTRqCJXcBSeJ8bN3vUcN7ZxE0y8nMBsS2RmU";
+/// Longer passwords are refused before hashing.
+const MAX_PASSWORD_CHARS: usize = 256;

@@ -99,7 +99,12 @@ pub async fn within_quota<T, F>(
 where
     F: Future<Output = AppResult<(T, i64)>>,
 {
-    let lock = state.quota_locks.0.entry(user_id).or_default().clone();
+    let lock = state
+        .flow::<QuotaLocks>()
+        .0
+        .entry(user_id)
+        .or_default()
+        .clone();
     let _turn = lock.lock().await;
     if used_today(&state.db, user_id).await? >= state.config.daily_token_quota {
         return Err(AppError::QuotaExceeded {

@@ -2,130 +2,180 @@
 //! service, and tells the right rooms; any failure goes back to the sender as
 //! `chat-error {code, message}` and nothing is stored.
 //!
-//! Rooms: one per chat session (named by its `sessionId`), and `admins` for
-//! sockets that authenticated as admins in the handshake.
+//! Rooms: one per chat session (`livechat-session:<sessionId>`), and
+//! `livechat-admins` for sockets that authenticated as admins. A client string
+//! only ever names a session room (see [`crate::socket::rooms`]).
 
-use std::{future::Future, net::SocketAddr};
+use std::{sync::Arc, time::Duration};
 
-use axum::extract::ConnectInfo;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use socketioxide::{ParserError, SocketIo, extract::SocketRef, operators::BroadcastOperators};
+use serde_json::json;
 
-use super::service::{self, FollowUp, MessageView, Visitor};
+use super::{
+    domain::{MessageText, MessageView, SessionId, Visitor},
+    service::{self, FollowUp},
+};
 use crate::{
     auth::Identity,
+    config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{on_event, parse_payload},
+    http::{client_ip, peer_ip},
+    socket::{
+        Broadcast, ClientSocket, EventContext, EventTable, Payload, Room, RoomKind, SocketContext,
+        SocketSession, parse_payload,
+    },
     state::AppState,
 };
 
-pub const ADMINS_ROOM: &str = "admins";
+/// Sockets whose handshake carried an admin's token.
+pub const ADMINS: Room = Room::singleton("livechat-admins");
+const SESSION: RoomKind = RoomKind::new("livechat-session");
 const ERROR_EVENT: &str = "chat-error";
 
-/// What every live-chat handler gets.
-struct Context {
-    socket: SocketRef,
-    io: SocketIo,
-    state: AppState,
+fn session_room(session: &SessionId) -> Room {
+    SESSION.room(session.as_str())
+}
+
+fn report(socket: &ClientSocket, _event: &'static str, err: AppError) {
+    socket.emit(ERROR_EVENT, &err.to_socket_error());
+}
+
+pub fn register(table: &mut EventTable, config: &Config) {
+    table
+        .flow(config, Flow::Livechat, report)
+        .on("user-connected", user_connected)
+        .on("user-message", user_message)
+        .on("user-typing", user_typing)
+        .on("admin-reply", admin_reply)
+        .on("admin-typing", admin_typing)
+        .on("admin-release", admin_release)
+        .on_handshake(|cx, _auth| admit_admin(cx));
 }
 
 /// Admin sockets; every socket in legacy mode, where dashboards carry no token.
-pub fn admins(io: &SocketIo, state: &AppState) -> BroadcastOperators {
+pub fn admins(state: &AppState) -> Broadcast {
     if state.config.livechat_legacy_broadcast {
-        io.broadcast()
+        state.hub.everyone()
     } else {
-        io.to(ADMINS_ROOM)
+        state.hub.to([ADMINS])
     }
 }
 
-impl Context {
-    fn admins(&self) -> BroadcastOperators {
-        admins(&self.io, &self.state)
-    }
+/// The session's room and the admins, each socket once.
+fn session_and_admins(state: &AppState, session: &SessionId) -> Broadcast {
+    state.hub.to([session_room(session), ADMINS])
+}
 
-    /// The session's room and the admins, each socket once.
-    fn session_and_admins(&self, session_id: &str) -> BroadcastOperators {
-        self.io.to([session_id.to_owned(), ADMINS_ROOM.to_owned()])
-    }
+fn session_id(state: &AppState, raw: &str) -> AppResult<SessionId> {
+    SessionId::parse(raw, state.config.livechat_min_session_id_chars)
+}
 
-    fn require_admin(&self, event: &str) -> AppResult<()> {
-        let is_admin = self
-            .socket
-            .extensions
-            .get::<Identity>()
-            .is_some_and(|identity| identity.is_admin());
-        if is_admin || self.state.config.livechat_legacy_broadcast {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden {
-                code: "FORBIDDEN",
-                message: format!("'{event}' is for authenticated admins"),
-            })
-        }
-    }
+fn message_text(state: &AppState, raw: &str) -> AppResult<MessageText> {
+    MessageText::parse(raw, state.config.livechat_max_message_chars)
+}
 
-    /// Where the widget connects from, for sessions it creates.
-    fn visitor(&self, ip_address: Option<String>, user_agent: Option<String>) -> Visitor {
-        let parts = self.socket.req_parts();
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split(',').next())
-            .map(|ip| ip.trim().to_owned());
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        let header_agent = parts
+/// Where the widget connects from, for sessions it creates: what it says, else
+/// what the connection shows.
+fn visitor(cx: &EventContext, ip_address: Option<String>, user_agent: Option<String>) -> Visitor {
+    let parts = cx.socket.req_parts();
+    let ip = || {
+        client_ip(
+            peer_ip(parts),
+            &parts.headers,
+            &cx.state.config.trusted_proxies,
+        )
+        .to_string()
+    };
+    let header_agent = || {
+        parts
             .headers
             .get("user-agent")
             .and_then(|value| value.to_str().ok())
-            .map(str::to_owned);
-        Visitor {
-            ip_address: ip_address.or(forwarded).or(peer),
-            user_agent: user_agent.or(header_agent),
-        }
+            .map(str::to_owned)
+    };
+    Visitor::new(
+        ip_address.or_else(|| Some(ip())),
+        user_agent.or_else(header_agent),
+    )
+}
+
+/// Admin sockets join the admins' room, and are demoted when their token expires.
+fn admit_admin(cx: &SocketContext) {
+    let Identity::User(user) = cx.session.identity() else {
+        return;
+    };
+    if !user.is_admin {
+        return;
     }
-}
-
-async fn emit(target: BroadcastOperators, event: &str, payload: &impl Serialize) {
-    if let Err(err) = target.emit(event, payload).await {
-        tracing::warn!(%err, event, "live-chat broadcast failed");
-    }
-}
-
-fn report(socket: &SocketRef, err: AppError) {
-    let _ = socket.emit(ERROR_EVENT, &err.to_socket_error());
-}
-
-fn on<H, F>(socket: &SocketRef, state: &AppState, event: &'static str, handler: H)
-where
-    H: Fn(Context, Result<Value, ParserError>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = AppResult<()>> + Send + 'static,
-{
-    let state = state.clone();
-    on_event(socket, event, report, move |socket, io, data| {
-        let context = Context {
-            socket,
-            io,
-            state: state.clone(),
+    cx.socket.join(ADMINS);
+    let (state, sid) = (cx.state.clone(), cx.socket.id());
+    let left = Duration::from_secs(
+        user.expires_at
+            .saturating_sub(chrono::Utc::now().timestamp().max(0) as u64),
+    );
+    tokio::spawn(async move {
+        tokio::time::sleep(left).await;
+        let Some(socket) = state.hub.local_socket(sid) else {
+            return;
         };
-        handler(context, data)
+        if let Some(session) = socket.extensions().get::<Arc<SocketSession>>()
+            && session
+                .identity()
+                .user()
+                .is_some_and(|u| u.is_admin && u.token_expired())
+        {
+            demote(&socket, &session, &token_expired());
+        }
     });
 }
 
-pub fn register(socket: &SocketRef, state: &AppState, identity: &Identity) {
-    if identity.is_admin() {
-        socket.join(ADMINS_ROOM);
+fn token_expired() -> AppError {
+    AppError::Unauthorized {
+        code: "TOKEN_EXPIRED",
+        message: "Your admin token expired; sign in again".to_owned(),
     }
-    on(socket, state, "user-connected", user_connected);
-    on(socket, state, "user-message", user_message);
-    on(socket, state, "user-typing", user_typing);
-    on(socket, state, "admin-reply", admin_reply);
-    on(socket, state, "admin-typing", admin_typing);
-    on(socket, state, "admin-release", admin_release);
+}
+
+/// The socket stops being an admin: it leaves the admins' room and is told why.
+fn demote(socket: &ClientSocket, session: &SocketSession, why: &AppError) {
+    session.set_identity(Identity::Visitor);
+    socket.leave(ADMINS);
+    socket.emit(ERROR_EVENT, &why.to_socket_error());
+    tracing::info!(sid = %socket.id(), code = why.code(), "admin socket demoted");
+}
+
+/// Admin events need a socket whose admin token is still valid and whose user
+/// is still an admin (read again every `ADMIN_RECHECK_SECS`).
+async fn require_admin(cx: &EventContext, event: &str) -> AppResult<()> {
+    if cx.state.config.livechat_legacy_broadcast {
+        return Ok(());
+    }
+    let forbidden = || AppError::Forbidden {
+        code: "FORBIDDEN",
+        message: format!("'{event}' is for authenticated admins"),
+    };
+    let Identity::User(user) = cx.session.identity() else {
+        return Err(forbidden());
+    };
+    if !user.is_admin {
+        return Err(forbidden());
+    }
+    if user.token_expired() {
+        let expired = token_expired();
+        demote(&cx.socket, &cx.session, &expired);
+        return Err(expired);
+    }
+    if !cx
+        .state
+        .admin_flags
+        .still_admin(&cx.state.db, user.id)
+        .await?
+    {
+        let revoked = forbidden();
+        demote(&cx.socket, &cx.session, &revoked);
+        return Err(revoked);
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -157,45 +207,39 @@ struct SessionRef {
     session_id: String,
 }
 
-async fn user_connected(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: UserConnected = parse_payload(data)?;
-    let visitor = cx.visitor(payload.ip_address, payload.user_agent);
-    service::ensure_session(&cx.state.db, &payload.session_id, &visitor).await?;
-    cx.socket.join(payload.session_id);
+async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: UserConnected = parse_payload(payload)?;
+    let session = session_id(&cx.state, &payload.session_id)?;
+    let visitor = visitor(&cx, payload.ip_address, payload.user_agent);
+    service::ensure_session(&cx.state, &session, visitor).await?;
+    cx.socket.join(session_room(&session));
     Ok(())
 }
 
-async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: ChatText = parse_payload(data)?;
-    service::validate_session_id(&payload.session_id)?;
-    let text =
-        service::validate_message(&payload.message, cx.state.config.livechat_max_message_chars)?;
-    let session_id = payload.session_id.as_str();
-    let visitor = cx.visitor(None, None);
-    let guard = cx.state.livechat.lock(session_id).await;
-    let (row, follow_up) =
-        service::record_user_message(&cx.state, session_id, text, &visitor).await?;
-    cx.socket.join(session_id.to_owned());
-    emit(cx.admins(), "user-message", &row).await;
-    let _ = cx.socket.emit("message-received", &json!({ "id": row.id }));
+async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: ChatText = parse_payload(payload)?;
+    let session = session_id(&cx.state, &payload.session_id)?;
+    let text = message_text(&cx.state, &payload.message)?;
+    let visitor = visitor(&cx, None, None);
+    let state = &cx.state;
+    let guard = service::lock(state, &session).await;
+    let (row, follow_up) = service::record_user_message(state, &session, text, visitor).await?;
+    cx.socket.join(session_room(&session));
+    admins(state).emit("user-message", &row).await;
+    cx.socket.emit("message-received", &json!({ "id": row.id }));
     match follow_up {
-        FollowUp::Handoff { first } => {
-            let notice = service::hand_off(&cx.state, session_id, first).await?;
-            emit(
-                cx.admins(),
-                "handoff-requested",
-                &json!({ "sessionId": session_id }),
-            )
-            .await;
-            if let Some(notice) = notice {
-                deliver_reply(&cx, "ai-reply", &notice).await;
+        FollowUp::Handoff => {
+            let outcome = service::hand_off(state, &session).await?;
+            admins(state)
+                .emit("handoff-requested", &json!({ "sessionId": session }))
+                .await;
+            if let Some(notice) = outcome.notice {
+                deliver_reply(state, "ai-reply", &notice).await;
             }
         }
         FollowUp::AiReply => {
             drop(guard);
-            let session_id = session_id.to_owned();
-            let tasks = cx.state.tasks.clone();
-            tasks.spawn(reply_with_ai(cx, session_id));
+            state.tasks.spawn(reply_with_ai(state.clone(), session));
         }
         FollowUp::None => {}
     }
@@ -203,79 +247,95 @@ async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResul
 }
 
 /// A reply goes to the session and the admins, then the admins' lists refresh.
-async fn deliver_reply(cx: &Context, event: &str, row: &MessageView) {
-    emit(cx.session_and_admins(&row.session_id), event, row).await;
-    emit(cx.admins(), "chat-list-update", &()).await;
+async fn deliver_reply(state: &AppState, event: &str, row: &MessageView) {
+    // Rows only come from validated sessions.
+    if let Ok(session) = SessionId::parse(&row.session_id, 1) {
+        session_and_admins(state, &session).emit(event, row).await;
+    }
+    admins(state).emit("chat-list-update", &()).await;
 }
 
 /// Generates and delivers the AI's answer. `ai-thinking` is switched off
 /// whatever happens; an answer that finds the session handed off is dropped.
-async fn reply_with_ai(cx: Context, session_id: String) {
-    let thinking = |on: bool| json!({ "sessionId": session_id, "isThinking": on });
-    emit(cx.io.to(session_id.clone()), "ai-thinking", &thinking(true)).await;
+async fn reply_with_ai(state: AppState, session: SessionId) {
+    let room = || state.hub.to([session_room(&session)]);
+    let thinking = |on: bool| json!({ "sessionId": session, "isThinking": on });
+    room().emit("ai-thinking", &thinking(true)).await;
     let outcome = async {
-        let text = service::generate_reply(&cx.state, &session_id).await?;
-        let _guard = cx.state.livechat.lock(&session_id).await;
-        match service::record_ai_reply(&cx.state, &session_id, &text).await? {
-            Some(row) => deliver_reply(&cx, "ai-reply", &row).await,
-            None => tracing::debug!(%session_id, "AI answer dropped: an admin took over"),
+        let text = service::generate_reply(&state, &session).await?;
+        let _guard = service::lock(&state, &session).await;
+        match service::record_ai_reply(&state, &session, &text).await? {
+            Some(row) => deliver_reply(&state, "ai-reply", &row).await,
+            None => tracing::debug!(%session, "AI answer dropped: an admin took over"),
         }
         AppResult::Ok(())
     }
     .await;
     if let Err(err) = outcome {
-        emit(
-            cx.io.to(session_id.clone()),
-            ERROR_EVENT,
-            &err.to_socket_error(),
-        )
-        .await;
+        if let Err(clear) = service::ai_reply_failed(&state, &session).await {
+            tracing::warn!(%clear, %session, "could not clear a failed AI answer");
+        }
+        room().emit(ERROR_EVENT, &err.to_socket_error()).await;
     }
-    emit(
-        cx.io.to(session_id.clone()),
-        "ai-thinking",
-        &thinking(false),
-    )
-    .await;
+    room().emit("ai-thinking", &thinking(false)).await;
 }
 
-async fn user_typing(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: Typing = parse_payload(data)?;
-    service::validate_session_id(&payload.session_id)?;
-    emit(cx.admins(), "user-typing", &payload).await;
+/// At start-up: answers the sessions whose AI answer a stop of the server cut off.
+pub fn retry_interrupted_replies(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        match service::interrupted_ai_replies(&state).await {
+            Ok(sessions) => {
+                if !sessions.is_empty() {
+                    tracing::info!(
+                        count = sessions.len(),
+                        "answering live-chat messages a stop interrupted"
+                    );
+                }
+                for session in sessions {
+                    state.tasks.spawn(reply_with_ai(state.clone(), session));
+                }
+            }
+            Err(err) => tracing::warn!(%err, "could not look for interrupted AI answers"),
+        }
+    });
+}
+
+async fn user_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload: Typing = parse_payload(payload)?;
+    session_id(&cx.state, &payload.session_id)?;
+    admins(&cx.state).emit("user-typing", &payload).await;
     Ok(())
 }
 
-async fn admin_reply(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    cx.require_admin("admin-reply")?;
-    let payload: ChatText = parse_payload(data)?;
-    service::validate_session_id(&payload.session_id)?;
-    let text =
-        service::validate_message(&payload.message, cx.state.config.livechat_max_message_chars)?;
-    let _guard = cx.state.livechat.lock(&payload.session_id).await;
-    let row = service::record_admin_reply(&cx.state, &payload.session_id, text).await?;
-    deliver_reply(&cx, "admin-reply", &row).await;
+async fn admin_reply(cx: EventContext, payload: Payload) -> AppResult<()> {
+    require_admin(&cx, "admin-reply").await?;
+    let payload: ChatText = parse_payload(payload)?;
+    let session = session_id(&cx.state, &payload.session_id)?;
+    let text = message_text(&cx.state, &payload.message)?;
+    let _guard = service::lock(&cx.state, &session).await;
+    let row = service::record_admin_reply(&cx.state, &session, text).await?;
+    deliver_reply(&cx.state, "admin-reply", &row).await;
     Ok(())
 }
 
-async fn admin_typing(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    cx.require_admin("admin-typing")?;
-    let payload: Typing = parse_payload(data)?;
-    service::validate_session_id(&payload.session_id)?;
-    emit(
-        cx.io.to(payload.session_id.clone()),
-        "admin-typing",
-        &payload,
-    )
-    .await;
+async fn admin_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
+    require_admin(&cx, "admin-typing").await?;
+    let payload: Typing = parse_payload(payload)?;
+    let session = session_id(&cx.state, &payload.session_id)?;
+    cx.state
+        .hub
+        .to([session_room(&session)])
+        .emit("admin-typing", &payload)
+        .await;
     Ok(())
 }
 
-async fn admin_release(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    cx.require_admin("admin-release")?;
-    let payload: SessionRef = parse_payload(data)?;
-    service::validate_session_id(&payload.session_id)?;
-    service::set_handed_off(&cx.state.db, &payload.session_id, false).await?;
-    emit(cx.admins(), "chat-list-update", &()).await;
+async fn admin_release(cx: EventContext, payload: Payload) -> AppResult<()> {
+    require_admin(&cx, "admin-release").await?;
+    let payload: SessionRef = parse_payload(payload)?;
+    let session = session_id(&cx.state, &payload.session_id)?;
+    service::release(&cx.state, &session).await?;
+    admins(&cx.state).emit("chat-list-update", &()).await;
     Ok(())
 }

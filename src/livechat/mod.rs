@@ -5,13 +5,19 @@
 //!   `user-typing`, `admin-reply`, `admin-typing`, `admin-release`).
 //! - [`routes`]: `/api/chats*`, `/api/messages*`, `/api/ai/*`.
 //! - [`service`]: sessions, messages, hand-off state, AI settings and answers.
+//! - [`store`]: the group-commit writer every live-chat write goes through.
+//! - [`cache`]: hand-off flags and AI settings kept in memory.
+//! - [`domain`]: session ids, message texts and rows as validated values.
 //! - [`handoff`]: when a visitor is asking for a human.
 
+pub mod cache;
+pub mod domain;
 pub mod events;
 pub mod handoff;
 pub mod routes;
 pub mod service;
+pub mod store;
 
-pub use events::register;
+pub use events::{register, retry_interrupted_replies};
 pub use routes::router;
-pub use service::SessionLocks;
+pub use service::Livechat;

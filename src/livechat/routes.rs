@@ -3,22 +3,22 @@
 //! admin sockets like their socket twins.
 
 use axum::{
-    Extension, Json, Router,
+    Json, Router,
     extract::{Path, Query, State},
     routing::{get, post},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 
 use super::{
+    domain::{MessageText, MessageView, SessionId, Visitor},
     events::admins,
-    service::{self, AiConfigChange, AiConfigView, MessageView, SessionView, Visitor},
+    service::{self, AiConfigChange, AiConfigView, SessionView},
 };
 use crate::{
     auth::AdminUser,
     error::{AppError, AppResult},
-    http::AppJson,
+    http::{AppJson, ClientIp},
     state::AppState,
 };
 
@@ -41,12 +41,18 @@ async fn list_chats(
     service::list_sessions(&state.db).await.map(Json)
 }
 
+fn session_id(state: &AppState, raw: &str) -> AppResult<SessionId> {
+    SessionId::parse(raw, state.config.livechat_min_session_id_chars)
+}
+
 async fn get_chat(
     State(state): State<AppState>,
     _: AdminUser,
     Path(session_id): Path<String>,
 ) -> AppResult<Json<SessionView>> {
-    service::session_with_messages(&state.db, &session_id)
+    // An admin may read sessions whatever their id length.
+    let session = SessionId::parse(&session_id, 1)?;
+    service::session_with_messages(&state.db, &session)
         .await
         .map(Json)
 }
@@ -61,32 +67,33 @@ struct NewChat {
 
 async fn create_chat(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     AppJson(body): AppJson<NewChat>,
 ) -> AppResult<Json<SessionView>> {
-    let visitor = Visitor {
-        ip_address: body.ip_address,
-        user_agent: body.user_agent,
-    };
-    let session = service::ensure_session(&state.db, &body.session_id, &visitor).await?;
-    service::session_view(&state.db, session).await.map(Json)
+    let session = session_id(&state, &body.session_id)?;
+    let visitor = Visitor::new(body.ip_address.or(Some(ip.to_string())), body.user_agent);
+    service::ensure_session(&state, &session, visitor).await?;
+    service::session_with_messages(&state.db, &session)
+        .await
+        .map(Json)
 }
 
 async fn release_chat(
     State(state): State<AppState>,
-    Extension(io): Extension<SocketIo>,
     admin: AdminUser,
     Path(session_id): Path<String>,
 ) -> AppResult<Json<SessionView>> {
-    let session = service::set_handed_off(&state.db, &session_id, false).await?;
-    announce_list_change(&state, &io).await;
-    tracing::info!(%session_id, admin = admin.0.email, "session handed back to the AI");
-    service::session_view(&state.db, session).await.map(Json)
+    let session = SessionId::parse(&session_id, 1)?;
+    service::release(&state, &session).await?;
+    announce_list_change(&state).await;
+    tracing::info!(%session, admin = admin.0.email, "session handed back to the AI");
+    service::session_with_messages(&state.db, &session)
+        .await
+        .map(Json)
 }
 
-async fn announce_list_change(state: &AppState, io: &SocketIo) {
-    if let Err(err) = admins(io, state).emit("chat-list-update", &()).await {
-        tracing::warn!(%err, "chat-list-update broadcast failed");
-    }
+async fn announce_list_change(state: &AppState) {
+    admins(state).emit("chat-list-update", &()).await;
 }
 
 #[derive(Deserialize)]
@@ -98,20 +105,19 @@ struct AfterQuery {
 /// capability, so widgets should use long random ids.
 async fn list_messages(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    Path(raw_id): Path<String>,
     query: Result<Query<AfterQuery>, axum::extract::rejection::QueryRejection>,
 ) -> AppResult<Json<Vec<MessageView>>> {
     let Query(query) =
         query.map_err(|_| AppError::invalid("after must be a message id (a whole number)"))?;
-    service::validate_session_id(&session_id)?;
-    service::messages(&state.db, &session_id, query.after)
+    let session = session_id(&state, &raw_id)?;
+    service::messages(&state.db, &session, query.after)
         .await
         .map(Json)
 }
 
 async fn mark_read(
     State(state): State<AppState>,
-    Extension(io): Extension<SocketIo>,
     _: AdminUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<MessageView>> {
@@ -119,13 +125,13 @@ async fn mark_read(
         .parse()
         .map_err(|_| AppError::invalid("message id must be a whole number"))?;
     let row = service::mark_read(&state.db, id).await?;
-    announce_list_change(&state, &io).await;
+    announce_list_change(&state).await;
     Ok(Json(row))
 }
 
 async fn get_config(State(state): State<AppState>, _: AdminUser) -> AppResult<Json<AiConfigView>> {
-    let config = service::load_config(&state).await?;
-    Ok(Json(service::config_view(&state, config)))
+    let config = service::ai_settings(&state).await?;
+    Ok(Json(service::config_view(&state, &config)))
 }
 
 async fn put_config(
@@ -168,6 +174,12 @@ async fn test_ai(
     _: AdminUser,
     AppJson(body): AppJson<AiTest>,
 ) -> AppResult<Json<Value>> {
-    let response = service::test_answer(&state, body.session_id.as_deref(), &body.message).await?;
+    let session = body
+        .session_id
+        .as_deref()
+        .map(|id| SessionId::parse(id, 1))
+        .transpose()?;
+    let text = MessageText::parse(&body.message, state.config.livechat_max_message_chars)?;
+    let response = service::test_answer(&state, session.as_ref(), text).await?;
     Ok(Json(json!({ "response": response })))
 }

@@ -1,20 +1,31 @@
-//! Live-chat logic and persistence: sessions, messages, hand-off state, the AI
-//! settings and the AI's answer. Nothing here knows about sockets; the event
-//! handlers and routes decide who hears about a change.
+//! Live-chat logic: sessions, messages, hand-off state, the AI settings and
+//! the AI's answer. Nothing here knows about sockets; the event handlers and
+//! routes decide who hears about a change.
+//!
+//! Writes go through the group-commit [`Writer`]; the hand-off flags and AI
+//! settings are read from the [`HotState`] cache (the database holds the
+//! truth, see [`super::cache`]).
 
-use std::hash::BuildHasher;
+use std::{hash::BuildHasher, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use entity::{ai_config, chat_message, chat_session};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::{
+    cache::HotState,
+    domain::{MessageText, MessageView, SessionId, Visitor},
+    handoff,
+    store::{BatchLimits, HandedOff, Writer},
+};
 use crate::{
     ai::{ChatMessage, ChatRequest, ProviderName, Role},
+    config::Config,
     error::{AppError, AppResult},
     state::AppState,
     timefmt::iso8601,
@@ -22,75 +33,64 @@ use crate::{
 
 /// How many recent messages the AI sees.
 const AI_CONTEXT_MESSAGES: u64 = 10;
-const MAX_SESSION_ID_CHARS: usize = 128;
 const SESSION_LIST_LIMIT: u64 = 500;
+/// Live-chat sessions share this many locks; a collision only makes two
+/// sessions wait for each other briefly.
+const LOCK_STRIPES: usize = 1024;
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a friendly customer-support assistant on this website. \
 Answer briefly and politely. If you cannot help, offer to connect the visitor with a human agent.";
 
+/// The live-chat flow's own state, installed in the app state at start-up.
+pub struct Livechat {
+    pub writer: Writer,
+    pub cache: Arc<HotState>,
+    locks: SessionLocks,
+}
+
+impl Livechat {
+    pub fn new(db: DatabaseConnection, config: &Config) -> Self {
+        let cache = Arc::new(HotState::new(config.livechat_session_cache));
+        let limits = BatchLimits {
+            max_rows: config.livechat_batch_max_rows,
+            window: Duration::from_micros(config.livechat_batch_window_us),
+        };
+        Self {
+            writer: Writer::start(db, cache.clone(), limits),
+            cache,
+            locks: SessionLocks::new(LOCK_STRIPES),
+        }
+    }
+}
+
+fn flow(state: &AppState) -> &Livechat {
+    state.flow::<Livechat>()
+}
+
 /// Per-session locks, striped so memory stays bounded without clean-up. A
-/// session's "persist, then deliver" steps run under its lock, so every
-/// listener sees its messages in the order they are stored, and an AI answer
-/// cannot slip in after an admin took over.
-pub struct SessionLocks {
+/// session's "store, then deliver" steps run under its lock, so every
+/// listener sees its messages in the order they are stored.
+struct SessionLocks {
     stripes: Box<[Mutex<()>]>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl SessionLocks {
-    pub fn new(stripes: usize) -> Self {
+    fn new(stripes: usize) -> Self {
         Self {
             stripes: (0..stripes.max(1)).map(|_| Mutex::new(())).collect(),
             hasher: Default::default(),
         }
     }
 
-    pub async fn lock(&self, session_id: &str) -> MutexGuard<'_, ()> {
-        let index = self.hasher.hash_one(session_id) as usize % self.stripes.len();
+    async fn lock(&self, session: &SessionId) -> MutexGuard<'_, ()> {
+        let index = self.hasher.hash_one(session.as_str()) as usize % self.stripes.len();
         self.stripes[index].lock().await
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sender {
-    User,
-    Admin,
-    Ai,
-}
-
-impl Sender {
-    fn as_str(self) -> &'static str {
-        match self {
-            Sender::User => "user",
-            Sender::Admin => "admin",
-            Sender::Ai => "ai",
-        }
-    }
-}
-
-/// A message as clients see it.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageView {
-    pub id: i32,
-    pub session_id: String,
-    pub message: String,
-    pub sender_type: String,
-    #[serde(serialize_with = "iso8601")]
-    pub timestamp: DateTime<Utc>,
-    pub is_read: bool,
-}
-
-impl From<chat_message::Model> for MessageView {
-    fn from(row: chat_message::Model) -> Self {
-        Self {
-            id: row.id,
-            session_id: row.session_id,
-            message: row.message,
-            sender_type: row.sender_type,
-            timestamp: row.timestamp,
-            is_read: row.is_read,
-        }
-    }
+/// Holds the session's order lock while its changes are stored and delivered.
+pub async fn lock<'a>(state: &'a AppState, session: &SessionId) -> MutexGuard<'a, ()> {
+    flow(state).locks.lock(session).await
 }
 
 /// A session as clients see it, with some or all of its messages.
@@ -124,252 +124,149 @@ impl SessionView {
     }
 }
 
-/// Checks a client-chosen session id: it names a room and sits in URLs.
-pub fn validate_session_id(session_id: &str) -> AppResult<()> {
-    let valid = !session_id.is_empty()
-        && session_id.chars().count() <= MAX_SESSION_ID_CHARS
-        && session_id.chars().all(|c| c.is_ascii_graphic() && c != '/');
-    if valid {
-        Ok(())
-    } else {
-        Err(AppError::Invalid {
-            code: "INVALID_SESSION_ID",
-            message: format!(
-                "sessionId must be 1 to {MAX_SESSION_ID_CHARS} printable characters without spaces or '/'"
-            ),
-        })
-    }
-}
-
-/// Checks a message text against the configured limit; returns it trimmed.
-pub fn validate_message(message: &str, max_chars: usize) -> AppResult<&str> {
-    let message = message.trim();
-    if message.is_empty() {
-        return Err(AppError::Invalid {
-            code: "EMPTY_MESSAGE",
-            message: "message must not be empty".to_owned(),
-        });
-    }
-    if message.chars().count() > max_chars {
-        return Err(AppError::Invalid {
-            code: "MESSAGE_TOO_LONG",
-            message: format!("message is longer than {max_chars} characters"),
-        });
-    }
-    Ok(message)
-}
-
-fn session_not_found() -> AppError {
+pub fn session_not_found() -> AppError {
     AppError::not_found("SESSION_NOT_FOUND", "Chat session not found")
 }
 
-pub async fn find_session(
+async fn find_session(
     db: &DatabaseConnection,
-    session_id: &str,
+    session: &SessionId,
 ) -> AppResult<Option<chat_session::Model>> {
     Ok(chat_session::Entity::find()
-        .filter(chat_session::Column::SessionId.eq(session_id))
+        .filter(chat_session::Column::SessionId.eq(session.as_str()))
         .one(db)
         .await?)
 }
 
-/// Where a widget connects from, recorded on the sessions it creates.
-#[derive(Debug, Clone, Default)]
-pub struct Visitor {
-    pub ip_address: Option<String>,
-    pub user_agent: Option<String>,
-}
-
 /// Creates the session when it is new (idempotent: widgets announce themselves
-/// twice) and returns it.
+/// twice). A session the cache knows costs no database work.
 pub async fn ensure_session(
-    db: &DatabaseConnection,
-    session_id: &str,
-    visitor: &Visitor,
-) -> AppResult<chat_session::Model> {
-    validate_session_id(session_id)?;
-    if let Some(session) = find_session(db, session_id).await? {
-        return Ok(session);
+    state: &AppState,
+    session: &SessionId,
+    visitor: Visitor,
+) -> AppResult<()> {
+    let livechat = flow(state);
+    if livechat.cache.session(session.as_str()).is_some() {
+        return Ok(());
     }
-    let now = Utc::now();
-    let row = chat_session::ActiveModel {
-        session_id: Set(session_id.to_owned()),
-        ip_address: Set(visitor.ip_address.clone()),
-        user_agent: Set(visitor.user_agent.clone()),
-        created_at: Set(now),
-        last_active: Set(now),
-        handed_off_to_admin: Set(false),
-        ..Default::default()
-    };
-    // Two first messages can race; the loser finds the winner's row.
-    chat_session::Entity::insert(row)
-        .on_conflict_do_nothing_on([chat_session::Column::SessionId])
-        .exec(db)
-        .await?;
-    find_session(db, session_id)
-        .await?
-        .ok_or_else(session_not_found)
-}
-
-/// Stores a message and marks the session active.
-async fn insert_message<C: sea_orm::ConnectionTrait>(
-    db: &C,
-    session_id: &str,
-    sender: Sender,
-    text: &str,
-) -> AppResult<MessageView> {
-    let now = Utc::now();
-    chat_session::Entity::update_many()
-        .col_expr(chat_session::Column::LastActive, Expr::value(now))
-        .filter(chat_session::Column::SessionId.eq(session_id))
-        .exec(db)
-        .await?;
-    let row = chat_message::ActiveModel {
-        session_id: Set(session_id.to_owned()),
-        message: Set(text.to_owned()),
-        sender_type: Set(sender.as_str().to_owned()),
-        timestamp: Set(now),
-        is_read: Set(false),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
-    Ok(row.into())
+    livechat.writer.ensure_session(session, visitor).await
 }
 
 /// What should follow a visitor's message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FollowUp {
-    /// The AI answers.
+    /// The AI answers (the session is marked waiting for it).
     AiReply,
-    /// The visitor asked for a human; `first` when this hands the session off.
-    Handoff { first: bool },
+    /// The visitor asked for a human.
+    Handoff,
     /// A human has the session, or the AI is off.
     None,
 }
 
-/// Stores a visitor's message and decides what follows it.
+/// Stores a visitor's message (creating the session when new) and decides what follows it.
 pub async fn record_user_message(
     state: &AppState,
-    session_id: &str,
-    text: &str,
-    visitor: &Visitor,
+    session: &SessionId,
+    text: MessageText,
+    visitor: Visitor,
 ) -> AppResult<(MessageView, FollowUp)> {
-    let session = ensure_session(&state.db, session_id, visitor).await?;
-    let row = insert_message(&state.db, session_id, Sender::User, text).await?;
-    let follow_up = if super::handoff::wants_human(text) {
-        FollowUp::Handoff {
-            first: !session.handed_off_to_admin,
-        }
-    } else if session.handed_off_to_admin || !load_config(state).await?.is_enabled {
-        FollowUp::None
-    } else {
+    let wants_human = handoff::wants_human(text.as_str());
+    let ai_wanted = !wants_human && ai_settings(state).await?.is_enabled;
+    let stored = flow(state)
+        .writer
+        .user_message(session, visitor, text, ai_wanted)
+        .await?;
+    let follow_up = if wants_human {
+        FollowUp::Handoff
+    } else if stored.ai_pending {
         FollowUp::AiReply
+    } else {
+        FollowUp::None
     };
-    Ok((row, follow_up))
+    Ok((stored.row, follow_up))
 }
 
-/// Marks the session handed off and, when `with_notice`, stores the AI's
-/// "connecting you" message.
-pub async fn hand_off(
-    state: &AppState,
-    session_id: &str,
-    with_notice: bool,
-) -> AppResult<Option<MessageView>> {
-    set_handed_off(&state.db, session_id, true).await?;
-    if with_notice {
-        let notice = insert_message(
-            &state.db,
-            session_id,
-            Sender::Ai,
-            super::handoff::HANDOFF_REPLY,
-        )
-        .await?;
-        return Ok(Some(notice));
-    }
-    Ok(None)
-}
-
-pub async fn set_handed_off(
-    db: &DatabaseConnection,
-    session_id: &str,
-    handed_off: bool,
-) -> AppResult<chat_session::Model> {
-    let updated = chat_session::Entity::update_many()
-        .col_expr(
-            chat_session::Column::HandedOffToAdmin,
-            Expr::value(handed_off),
-        )
-        .filter(chat_session::Column::SessionId.eq(session_id))
-        .exec(db)
-        .await?;
-    if updated.rows_affected == 0 {
-        return Err(session_not_found());
-    }
-    find_session(db, session_id)
-        .await?
-        .ok_or_else(session_not_found)
+/// The visitor asked for a human: the session is handed off and, the first
+/// time, the AI's "connecting you" notice stored.
+pub async fn hand_off(state: &AppState, session: &SessionId) -> AppResult<HandedOff> {
+    flow(state)
+        .writer
+        .hand_off(session, Some(MessageText::server(handoff::HANDOFF_REPLY)))
+        .await
 }
 
 /// An admin's reply: the session is handed off and the reply stored, at once.
 pub async fn record_admin_reply(
     state: &AppState,
-    session_id: &str,
-    text: &str,
+    session: &SessionId,
+    text: MessageText,
 ) -> AppResult<MessageView> {
-    let txn = state.db.begin().await?;
-    let updated = chat_session::Entity::update_many()
-        .col_expr(chat_session::Column::HandedOffToAdmin, Expr::value(true))
-        .filter(chat_session::Column::SessionId.eq(session_id))
-        .exec(&txn)
-        .await?;
-    if updated.rows_affected == 0 {
-        return Err(session_not_found());
-    }
-    let row = insert_message(&txn, session_id, Sender::Admin, text).await?;
-    txn.commit().await?;
-    Ok(row)
+    flow(state).writer.admin_reply(session, text).await
 }
 
-/// Stores the AI's answer unless the session was handed off meanwhile; the
-/// check and the insert are one transaction, so across nodes too no AI answer
-/// lands after an admin's reply.
+/// Stores the AI's answer unless a human took the session meanwhile (then `None`).
 pub async fn record_ai_reply(
     state: &AppState,
-    session_id: &str,
+    session: &SessionId,
     text: &str,
 ) -> AppResult<Option<MessageView>> {
-    let txn = state.db.begin().await?;
-    let still_ai = chat_session::Entity::update_many()
-        .col_expr(chat_session::Column::LastActive, Expr::value(Utc::now()))
-        .filter(chat_session::Column::SessionId.eq(session_id))
-        .filter(chat_session::Column::HandedOffToAdmin.eq(false))
-        .exec(&txn)
+    flow(state)
+        .writer
+        .ai_reply(session, MessageText::server(text))
+        .await
+}
+
+/// The AI could not answer; the session no longer waits for it.
+pub async fn ai_reply_failed(state: &AppState, session: &SessionId) -> AppResult<()> {
+    flow(state).writer.clear_ai_pending(session).await
+}
+
+/// Hands the session back to the AI.
+pub async fn release(state: &AppState, session: &SessionId) -> AppResult<()> {
+    flow(state).writer.set_handed_off(session, false).await
+}
+
+/// Sessions whose AI answer was being generated when the server stopped;
+/// their answers are generated again (single-node: every one found at start-up).
+pub async fn interrupted_ai_replies(state: &AppState) -> AppResult<Vec<SessionId>> {
+    let sessions: Vec<String> = chat_session::Entity::find()
+        .select_only()
+        .column(chat_session::Column::SessionId)
+        .filter(chat_session::Column::AiReplyPendingAt.is_not_null())
+        .into_tuple()
+        .all(&state.db)
         .await?;
-    if still_ai.rows_affected == 0 {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    let row = insert_message(&txn, session_id, Sender::Ai, text).await?;
-    txn.commit().await?;
-    Ok(Some(row))
+    // Stored ids passed validation when they were stored; a shorter minimum
+    // configured since must not hide them.
+    Ok(sessions
+        .iter()
+        .filter_map(|id| SessionId::parse(id, 1).ok())
+        .collect())
 }
 
 /// The AI's answer to the session's latest messages (not stored).
-pub async fn generate_reply(state: &AppState, session_id: &str) -> AppResult<String> {
+pub async fn generate_reply(state: &AppState, session: &SessionId) -> AppResult<String> {
+    let history = recent_history(&state.db, session).await?;
+    answer(state, history).await
+}
+
+async fn recent_history(
+    db: &DatabaseConnection,
+    session: &SessionId,
+) -> AppResult<Vec<ChatMessage>> {
     let mut recent = chat_message::Entity::find()
-        .filter(chat_message::Column::SessionId.eq(session_id))
+        .filter(chat_message::Column::SessionId.eq(session.as_str()))
         .order_by_desc(chat_message::Column::Id)
         .limit(AI_CONTEXT_MESSAGES)
-        .all(&state.db)
+        .all(db)
         .await?;
     recent.reverse();
-    answer(state, recent.into_iter().map(as_chat_message).collect()).await
+    Ok(recent.into_iter().map(as_chat_message).collect())
 }
 
 /// The visitor speaks as the user; the AI and admins as the assistant.
 fn as_chat_message(row: chat_message::Model) -> ChatMessage {
-    let role = if row.sender_type == Sender::User.as_str() {
+    let role = if row.sender_type == super::domain::Sender::User.as_str() {
         Role::User
     } else {
         Role::Assistant
@@ -381,30 +278,20 @@ fn as_chat_message(row: chat_message::Model) -> ChatMessage {
 /// history when one is named; nothing is stored.
 pub async fn test_answer(
     state: &AppState,
-    session_id: Option<&str>,
-    text: &str,
+    session: Option<&SessionId>,
+    text: MessageText,
 ) -> AppResult<String> {
-    let text = validate_message(text, state.config.livechat_max_message_chars)?;
-    let mut history: Vec<ChatMessage> = match session_id {
-        Some(session_id) => chat_message::Entity::find()
-            .filter(chat_message::Column::SessionId.eq(session_id))
-            .order_by_desc(chat_message::Column::Id)
-            .limit(AI_CONTEXT_MESSAGES)
-            .all(&state.db)
-            .await?
-            .into_iter()
-            .rev()
-            .map(as_chat_message)
-            .collect(),
+    let mut history = match session {
+        Some(session) => recent_history(&state.db, session).await?,
         None => Vec::new(),
     };
-    history.push(ChatMessage::new(Role::User, text));
+    history.push(ChatMessage::new(Role::User, text.into_string()));
     answer(state, history).await
 }
 
 /// Asks the configured model, with the configured system prompt before `history`.
 async fn answer(state: &AppState, history: Vec<ChatMessage>) -> AppResult<String> {
-    let config = load_config(state).await?;
+    let config = ai_settings(state).await?;
     let (model, effective) = resolve_model(state, &config);
     let mut messages = Vec::with_capacity(history.len() + 1);
     messages.push(ChatMessage::new(Role::System, config.system_prompt.clone()));
@@ -414,7 +301,7 @@ async fn answer(state: &AppState, history: Vec<ChatMessage>) -> AppResult<String
         model,
         temperature: Some(config.temperature),
         max_tokens: u32::try_from(config.max_tokens).ok().filter(|n| *n > 0),
-        json_output: false,
+        ..ChatRequest::default()
     };
     let completion = state.ai.get_or_default(effective).complete(request).await?;
     let text = completion.text.trim();
@@ -476,8 +363,18 @@ pub struct AiConfigChange {
 
 const CONFIG_ROW: i32 = 1;
 
+/// The AI settings, from the cache (read from the database after a change
+/// elsewhere, or the first time).
+pub async fn ai_settings(state: &AppState) -> AppResult<Arc<ai_config::Model>> {
+    let cache = &flow(state).cache;
+    if let Some(config) = cache.config() {
+        return Ok(config);
+    }
+    Ok(cache.remember_config(load_config(state).await?))
+}
+
 /// The settings row, created with defaults on first use.
-pub async fn load_config(state: &AppState) -> AppResult<ai_config::Model> {
+async fn load_config(state: &AppState) -> AppResult<ai_config::Model> {
     if let Some(config) = ai_config::Entity::find_by_id(CONFIG_ROW)
         .one(&state.db)
         .await?
@@ -504,14 +401,14 @@ pub async fn load_config(state: &AppState) -> AppResult<ai_config::Model> {
         .ok_or_else(|| AppError::Internal("the AI settings row is missing".to_owned()))
 }
 
-pub fn config_view(state: &AppState, config: ai_config::Model) -> AiConfigView {
-    let (_, effective_provider) = resolve_model(state, &config);
+pub fn config_view(state: &AppState, config: &ai_config::Model) -> AiConfigView {
+    let (_, effective_provider) = resolve_model(state, config);
     AiConfigView {
         is_enabled: config.is_enabled,
-        provider: config.provider,
+        provider: config.provider.clone(),
         effective_provider,
-        model: config.model,
-        system_prompt: config.system_prompt,
+        model: config.model.clone(),
+        system_prompt: config.system_prompt.clone(),
         temperature: config.temperature,
         max_tokens: config.max_tokens,
         updated_at: config.updated_at,
@@ -559,7 +456,8 @@ pub async fn update_config(state: &AppState, change: AiConfigChange) -> AppResul
     }
     config.updated_at = Set(Utc::now());
     let saved = config.update(&state.db).await?;
-    Ok(config_view(state, saved))
+    let saved = flow(state).cache.remember_config(saved);
+    Ok(config_view(state, &saved))
 }
 
 /// Sessions, most recently active first, each with only its newest message.
@@ -594,11 +492,11 @@ pub async fn list_sessions(db: &DatabaseConnection) -> AppResult<Vec<SessionView
 /// A session's messages, oldest first; only those after `after` when given.
 pub async fn messages(
     db: &DatabaseConnection,
-    session_id: &str,
+    session: &SessionId,
     after: Option<i32>,
 ) -> AppResult<Vec<MessageView>> {
     let mut query =
-        chat_message::Entity::find().filter(chat_message::Column::SessionId.eq(session_id));
+        chat_message::Entity::find().filter(chat_message::Column::SessionId.eq(session.as_str()));
     if let Some(after) = after {
         query = query.filter(chat_message::Column::Id.gt(after));
     }
@@ -613,21 +511,13 @@ pub async fn messages(
 
 pub async fn session_with_messages(
     db: &DatabaseConnection,
-    session_id: &str,
+    session: &SessionId,
 ) -> AppResult<SessionView> {
-    let session = find_session(db, session_id)
+    let row = find_session(db, session)
         .await?
         .ok_or_else(session_not_found)?;
-    let messages = messages(db, session_id, None).await?;
-    Ok(SessionView::new(session, messages))
-}
-
-pub async fn session_view(
-    db: &DatabaseConnection,
-    session: chat_session::Model,
-) -> AppResult<SessionView> {
-    let messages = messages(db, &session.session_id, None).await?;
-    Ok(SessionView::new(session, messages))
+    let messages = messages(db, session, None).await?;
+    Ok(SessionView::new(row, messages))
 }
 
 pub async fn mark_read(db: &DatabaseConnection, id: i32) -> AppResult<MessageView> {

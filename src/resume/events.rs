@@ -3,15 +3,11 @@
 //! {error}`, `error {message}` for `check_resume_fields`, `<event>_error
 //! {error}` for the rest); the socket stays up.
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use socketioxide::{
-    ParserError,
-    extract::{SocketRef, TryData},
-};
 
 use super::{
     schema,
@@ -19,143 +15,115 @@ use super::{
 };
 use crate::{
     ai::StreamItem,
+    config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{on_event, parse_payload},
+    socket::{ClientSocket, EventContext, EventTable, Payload, SocketContext, parse_payload},
     state::AppState,
 };
 
-/// Where an event's failure goes: the event name and the key of the text.
-#[derive(Debug, Clone, Copy)]
-struct Failure {
-    event: &'static str,
-    key: &'static str,
-}
-
-const fn error_field(event: &'static str) -> Failure {
-    Failure {
-        event,
-        key: "error",
+fn report(socket: &ClientSocket, event: &'static str, err: AppError) {
+    let message = err.to_socket_error().message;
+    if event == "check_resume_fields" {
+        socket.emit("error", &json!({ "message": message }));
+    } else {
+        socket.emit(&format!("{event}_error"), &json!({ "error": message }));
     }
 }
 
-struct Context {
-    socket: SocketRef,
-    state: AppState,
-    session: ResumeSession,
+pub fn register(table: &mut EventTable, config: &Config) {
+    table
+        .flow(config, Flow::Resume, report)
+        .on("upload_resume", upload_resume)
+        .on("user_message", user_message)
+        .on("check_resume_fields", check_resume_fields)
+        .on("preview_resume", preview_resume)
+        .on("update_field", update_field)
+        .on("get_updated_resume", get_updated_resume)
+        .on("download_resume", download_resume)
+        // Not queued: a running `preview_resume` waits for it.
+        .on_immediate("user_response", user_response)
+        .on_handshake(remember_requested_id)
+        .on_connect(restore_requested)
+        .on_disconnect(start_expiry);
 }
 
-fn on<H, F>(
-    socket: &SocketRef,
-    state: &AppState,
-    session: &ResumeSession,
-    event: &'static str,
-    failure: Failure,
-    handler: H,
-) where
-    H: Fn(Context, Result<Value, ParserError>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = AppResult<()>> + Send + 'static,
-{
-    let state = state.clone();
-    let session = session.clone();
-    let report = move |socket: &SocketRef, err: AppError| {
-        let _ = socket.emit(
-            failure.event,
-            &json!({ failure.key: err.to_socket_error().message }),
-        );
-    };
-    on_event(socket, event, report, move |socket, _io, data| {
-        let context = Context {
-            socket,
-            state: state.clone(),
-            session: session.clone(),
-        };
-        handler(context, data)
+/// The `auth.resumeId` of the handshake, until the session is opened.
+#[derive(Clone)]
+struct RequestedId(String);
+
+fn remember_requested_id(cx: &SocketContext, auth: Option<&Value>) {
+    if let Some(id) = auth
+        .and_then(|auth| auth.get("resumeId"))
+        .and_then(Value::as_str)
+    {
+        cx.socket
+            .extensions()
+            .insert(RequestedId(id.chars().take(128).collect()));
+    }
+}
+
+/// A client that named its session gets it back (or a new one) at once.
+fn restore_requested(cx: &SocketContext) {
+    if cx.socket.extensions().get::<RequestedId>().is_none() {
+        return;
+    }
+    let (socket, state) = (cx.socket.clone(), cx.state.clone());
+    cx.enqueue(async move {
+        if let Err(err) = open_session(&socket, &state).await {
+            tracing::warn!(%err, "could not open a resume session");
+        }
     });
 }
 
-pub fn register(socket: &SocketRef, state: &AppState, session: &ResumeSession) {
-    on(
-        socket,
-        state,
-        session,
-        "upload_resume",
-        error_field("upload_resume_error"),
-        upload_resume,
-    );
-    on(
-        socket,
-        state,
-        session,
-        "user_message",
-        error_field("user_message_error"),
-        user_message,
-    );
-    let generic = Failure {
-        event: "error",
-        key: "message",
+/// Starts the expiry clock of the socket's session, if it opened one.
+fn start_expiry(cx: &SocketContext) {
+    let Some(session) = cx.socket.extensions().get::<ResumeSession>() else {
+        return;
     };
-    on(
-        socket,
-        state,
-        session,
-        "check_resume_fields",
-        generic,
-        check_resume_fields,
-    );
-    on(
-        socket,
-        state,
-        session,
-        "preview_resume",
-        error_field("preview_resume_error"),
-        preview_resume,
-    );
-    on(
-        socket,
-        state,
-        session,
-        "update_field",
-        error_field("update_field_error"),
-        update_field,
-    );
-    on(
-        socket,
-        state,
-        session,
-        "get_updated_resume",
-        error_field("get_updated_resume_error"),
-        get_updated_resume,
-    );
-    on(
-        socket,
-        state,
-        session,
-        "download_resume",
-        error_field("download_resume_error"),
-        download_resume,
-    );
-    // Not queued: a running `preview_resume` waits for it.
-    let session = session.clone();
-    socket.on(
-        "user_response",
-        move |socket: SocketRef, TryData(data): TryData<Value>| {
-            match answer_text(data) {
-                Ok(answer) => session.answer(answer),
-                Err(err) => {
-                    let _ = socket.emit(
-                        "user_response_error",
-                        &json!({ "error": err.to_socket_error().message }),
-                    );
-                }
-            }
-            async {}
-        },
-    );
+    let state = cx.state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = service::release(&state.db, &session.id).await {
+            tracing::warn!(%err, "could not mark a resume session as left");
+        }
+    });
+}
+
+/// The socket's resume session, opened on first use: the one its handshake
+/// named when that is still kept, else a new one. Opening tells the client its
+/// id (`resume_session`). Events run one at a time per socket, so it opens once.
+async fn open_session(socket: &ClientSocket, state: &AppState) -> AppResult<ResumeSession> {
+    if let Some(session) = socket.extensions().get::<ResumeSession>() {
+        return Ok(session);
+    }
+    let requested = socket.extensions().get::<RequestedId>();
+    let session = match service::open(state, requested.as_ref().map(|r| r.0.as_str())).await {
+        Ok(session) => session,
+        Err(err) => {
+            tracing::warn!(%err, "could not restore a resume session; starting a fresh one");
+            ResumeSession::fresh()
+        }
+    };
+    socket.extensions().insert(session.clone());
+    socket.emit("resume_session", &json!({ "resumeId": session.id }));
+    Ok(session)
+}
+
+async fn user_response(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let answer = answer_text(payload)?;
+    match cx.socket.extensions().get::<ResumeSession>() {
+        Some(session) => {
+            session.answer(answer);
+            Ok(())
+        }
+        None => Err(AppError::invalid(
+            "no resume preview is waiting for an answer",
+        )),
+    }
 }
 
 /// A `user_response` is the value itself, or `{value}` / `{response}` / `{message}`.
-fn answer_text(data: Result<Value, ParserError>) -> AppResult<String> {
-    let value: Value = parse_payload(data)?;
+fn answer_text(payload: Payload) -> AppResult<String> {
+    let value: Value = parse_payload(payload)?;
     let answer = match &value {
         Value::Object(fields) => ["value", "response", "message"]
             .iter()
@@ -179,14 +147,14 @@ struct Upload {
     raw_resume_text: String,
 }
 
-async fn upload_resume(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: Upload = parse_payload(data)?;
+async fn upload_resume(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let payload: Upload = parse_payload(payload)?;
     let resume = service::parse_resume(&cx.state, &payload.raw_resume_text).await?;
-    let mut state = cx.session.lock().await;
+    let mut state = session.lock().await;
     state.resume = Some(resume.clone());
-    service::save(&cx.state.db, &cx.session.id, &state).await?;
-    let _ = cx
-        .socket
+    service::save(&cx.state.db, &session.id, &state).await?;
+    cx.socket
         .emit("upload_resume_done", &json!({ "resumeData": resume }));
     Ok(())
 }
@@ -199,8 +167,9 @@ struct UserMessage {
 /// Streams the model's answer as `user_message_response_typing {content: delta}`
 /// and ends with `user_message_response_done {content}`. Payload errors go to
 /// `user_message_error`, the model's to `user_message_response_error`.
-async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: UserMessage = parse_payload(data)?;
+async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let payload: UserMessage = parse_payload(payload)?;
     let message = payload.message.trim();
     if message.is_empty() {
         return Err(AppError::invalid("message is required"));
@@ -208,15 +177,14 @@ async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResul
     if message.chars().count() > cx.state.config.resume_max_text_chars {
         return Err(AppError::invalid("message is too long"));
     }
-    let mut state = cx.session.lock().await;
+    let mut state = session.lock().await;
     let request = service::chat_request(&state, message);
     let answer = async {
         let mut stream = cx.state.ai.default_model().stream(request).await?;
         let mut answer = String::new();
         while let Some(item) = stream.next().await {
             if let StreamItem::Delta(delta) = item? {
-                let _ = cx
-                    .socket
+                cx.socket
                     .emit("user_message_response_typing", &json!({ "content": delta }));
                 answer.push_str(&delta);
             }
@@ -227,7 +195,7 @@ async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResul
     let answer = match answer {
         Ok(answer) => answer,
         Err(err) => {
-            let _ = cx.socket.emit(
+            cx.socket.emit(
                 "user_message_response_error",
                 &json!({ "error": err.to_socket_error().message }),
             );
@@ -235,9 +203,8 @@ async fn user_message(cx: Context, data: Result<Value, ParserError>) -> AppResul
         }
     };
     service::record_turn(&mut state, message, &answer);
-    service::save(&cx.state.db, &cx.session.id, &state).await?;
-    let _ = cx
-        .socket
+    service::save(&cx.state.db, &session.id, &state).await?;
+    cx.socket
         .emit("user_message_response_done", &json!({ "content": answer }));
     Ok(())
 }
@@ -248,17 +215,17 @@ struct ResumePayload {
     resume_data: Value,
 }
 
-async fn check_resume_fields(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: ResumePayload = parse_payload(data)?;
+async fn check_resume_fields(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let payload: ResumePayload = parse_payload(payload)?;
     let resume = schema::normalize(&payload.resume_data)
         .ok_or_else(|| AppError::invalid("resumeData must be an object"))?;
     let missing = schema::missing_fields(&resume);
-    let mut state = cx.session.lock().await;
+    let mut state = session.lock().await;
     state.resume = Some(resume.clone());
-    service::save(&cx.state.db, &cx.session.id, &state).await?;
+    service::save(&cx.state.db, &session.id, &state).await?;
     if missing.is_empty() {
-        let _ = cx
-            .socket
+        cx.socket
             .emit("resume_complete", &json!({ "resumeData": resume }));
     } else {
         let questions: serde_json::Map<String, Value> = missing
@@ -270,8 +237,7 @@ async fn check_resume_fields(cx: Context, data: Result<Value, ParserError>) -> A
                 )
             })
             .collect();
-        let _ = cx
-            .socket
+        cx.socket
             .emit("missing_fields", &json!({ "missingFields": questions }));
     }
     Ok(())
@@ -279,16 +245,17 @@ async fn check_resume_fields(cx: Context, data: Result<Value, ParserError>) -> A
 
 /// Asks for each missing field in turn, waiting for the `user_response` to
 /// each, then sends the completed resume.
-async fn preview_resume(cx: Context, _: Result<Value, ParserError>) -> AppResult<()> {
+async fn preview_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
     let wait = Duration::from_secs(cx.state.config.resume_answer_timeout_secs);
-    let mut state = cx.session.lock().await;
+    let mut state = session.lock().await;
     let mut resume = state.resume.clone().unwrap_or_else(schema::skeleton);
     for (asked, field) in schema::missing_fields(&resume).into_iter().enumerate() {
-        let _ = cx.socket.emit(
+        cx.socket.emit(
             "user_message_response_done",
             &json!({ "content": schema::question_for(field) }),
         );
-        let Some(answer) = cx.session.next_answer(wait, asked == 0).await else {
+        let Some(answer) = session.next_answer(wait, asked == 0).await else {
             return Err(AppError::invalid(format!(
                 "No answer for {field} within {} seconds",
                 wait.as_secs()
@@ -298,10 +265,9 @@ async fn preview_resume(cx: Context, _: Result<Value, ParserError>) -> AppResult
             .ok_or_else(|| AppError::Internal("a resume stopped being an object".to_owned()))?;
         // Each answer is kept even if a later one never comes.
         state.resume = Some(resume.clone());
-        service::save(&cx.state.db, &cx.session.id, &state).await?;
+        service::save(&cx.state.db, &session.id, &state).await?;
     }
-    let _ = cx
-        .socket
+    cx.socket
         .emit("preview_resume_done", &json!({ "resumeData": resume }));
     Ok(())
 }
@@ -312,39 +278,40 @@ struct FieldUpdate {
     value: Value,
 }
 
-async fn update_field(cx: Context, data: Result<Value, ParserError>) -> AppResult<()> {
-    let payload: FieldUpdate = parse_payload(data)?;
+async fn update_field(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let payload: FieldUpdate = parse_payload(payload)?;
     if !schema::is_known_field(&payload.field) {
         return Err(AppError::invalid(format!(
             "'{}' is not a resume field",
             payload.field
         )));
     }
-    let mut state = cx.session.lock().await;
+    let mut state = session.lock().await;
     let resume = schema::set_field(state.resume.as_ref(), &payload.field, payload.value.clone())
         .ok_or_else(|| AppError::invalid("the value does not fit the resume"))?;
     state.resume = Some(resume);
-    service::save(&cx.state.db, &cx.session.id, &state).await?;
-    let _ = cx.socket.emit(
+    service::save(&cx.state.db, &session.id, &state).await?;
+    cx.socket.emit(
         "field_updated",
         &json!({ "field": payload.field, "value": payload.value }),
     );
     Ok(())
 }
 
-async fn get_updated_resume(cx: Context, _: Result<Value, ParserError>) -> AppResult<()> {
-    let state = cx.session.lock().await;
-    let _ = cx
-        .socket
+async fn get_updated_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let state = session.lock().await;
+    cx.socket
         .emit("updated_resume", &json!({ "resumeData": state.resume }));
     Ok(())
 }
 
-async fn download_resume(cx: Context, _: Result<Value, ParserError>) -> AppResult<()> {
-    let state = cx.session.lock().await;
+async fn download_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+    let session = open_session(&cx.socket, &cx.state).await?;
+    let state = session.lock().await;
     let resume = state.resume.clone().unwrap_or_else(schema::skeleton);
-    let _ = cx
-        .socket
+    cx.socket
         .emit("download_resume_data", &json!({ "resumeData": resume }));
     Ok(())
 }

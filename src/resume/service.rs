@@ -55,13 +55,16 @@ pub struct ResumeState {
 pub struct ResumeSession {
     pub id: String,
     state: Arc<Mutex<ResumeState>>,
-    answers: Arc<Mutex<mpsc::UnboundedReceiver<String>>>,
-    answer_sender: mpsc::UnboundedSender<String>,
+    answers: Arc<Mutex<mpsc::Receiver<String>>>,
+    answer_sender: mpsc::Sender<String>,
 }
+
+/// Answers kept while no preview asks for them; more are dropped.
+const WAITING_ANSWERS: usize = 16;
 
 impl ResumeSession {
     fn new(id: String, state: ResumeState) -> Self {
-        let (answer_sender, answers) = mpsc::unbounded_channel();
+        let (answer_sender, answers) = mpsc::channel(WAITING_ANSWERS);
         Self {
             id,
             state: Arc::new(Mutex::new(state)),
@@ -81,7 +84,7 @@ impl ResumeSession {
 
     /// Hands a `user_response` to a waiting `preview_resume`.
     pub fn answer(&self, value: String) {
-        let _ = self.answer_sender.send(value);
+        let _ = self.answer_sender.try_send(value);
     }
 
     /// The next answer, or `None` after `timeout`. Answers given before the

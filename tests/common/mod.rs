@@ -89,6 +89,12 @@ pub fn test_args(database_url: &str, mock: &MockAi) -> Vec<String> {
         "1000000",
         "--ai-rate-limit-per-minute",
         "100000",
+        "--login-rate-limit-per-ip",
+        "100000",
+        "--login-rate-limit-per-account",
+        "100000",
+        "--max-connections-per-ip",
+        "100000",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -22,18 +22,45 @@ const PARSED = {
   Education: [{ Degree: 'Private tutoring', Institution: 'Home' }],
 };
 
-/** Connects and resolves with the socket and the resumeId the server announced. */
+/**
+ * Connects and resolves with the socket and the resumeId the server announced:
+ * at once when the handshake names a session, else at the first resume event.
+ */
 function sessionOf(options = {}) {
   return new Promise((resolve, reject) => {
     const socket = io(SERVER_URL, { forceNew: true, reconnection: false, ...options });
     socket.once('resume_session', ({ resumeId }) => resolve({ socket, resumeId }));
     socket.once('connect_error', reject);
+    if (!options.auth?.resumeId) socket.emit('get_updated_resume');
   });
 }
 
 async function mockRequests() {
   return (await fetch(`${MOCK_AI_URL.replace(/\/v1$/, '')}/__mock/requests`)).json();
 }
+
+test('a socket that never touches the resume flow gets no resume session', async () => {
+  const socket = io(SERVER_URL, { forceNew: true, reconnection: false });
+  try {
+    const announced = collect(socket, 'resume_session');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const probe = await socket.timeout(5_000).emitWithAck('health');
+    assert.equal(probe.status, 'OK');
+    await sleep(200);
+    assert.deepEqual(announced, []);
+    const first = nextEvent(socket, 'resume_session');
+    const updated = nextEvent(socket, 'updated_resume');
+    socket.emit('get_updated_resume');
+    assert.match((await first).resumeId, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(await updated, { resumeData: null });
+    await sleep(100);
+    socket.emit('download_resume');
+    await nextEvent(socket, 'download_resume_data');
+    assert.equal(announced.length, 1, 'announced once');
+  } finally {
+    socket.close();
+  }
+});
 
 test('the frontend journey: upload, chat, missing fields, update, download', async () => {
   const { socket, resumeId } = await sessionOf();

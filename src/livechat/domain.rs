@@ -1,0 +1,217 @@
+//! Live-chat values that validate themselves: a [`SessionId`] and a
+//! [`MessageText`] cannot exist unless they passed the checks, so handlers and
+//! services never re-check strings.
+
+use chrono::{DateTime, Utc};
+use entity::chat_message;
+use serde::Serialize;
+
+use crate::{
+    error::{AppError, AppResult},
+    timefmt::iso8601,
+};
+
+const MAX_SESSION_ID_CHARS: usize = 128;
+const MAX_IP_CHARS: usize = 64;
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// A widget's session id: between `LIVECHAT_MIN_SESSION_ID_CHARS` (8) and 128
+/// printable characters, without spaces or `/`. Anyone who knows it can read
+/// the session, so short, guessable ids are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn parse(raw: &str, min_chars: usize) -> AppResult<Self> {
+        let chars = raw.chars().count();
+        let valid = (min_chars.max(1)..=MAX_SESSION_ID_CHARS).contains(&chars)
+            && raw.chars().all(|c| c.is_ascii_graphic() && c != '/');
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(AppError::Invalid {
+                code: "INVALID_SESSION_ID",
+                message: format!(
+                    "sessionId must be {} to {MAX_SESSION_ID_CHARS} printable characters without spaces or '/'",
+                    min_chars.max(1)
+                ),
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A message's text: trimmed, not empty, at most `LIVECHAT_MAX_MESSAGE_CHARS`,
+/// without NUL characters (PostgreSQL refuses them in text, and one refused
+/// row would fail every message committed with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageText(String);
+
+impl MessageText {
+    pub fn parse(raw: &str, max_chars: usize) -> AppResult<Self> {
+        let text = without_nul(raw.trim());
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AppError::Invalid {
+                code: "EMPTY_MESSAGE",
+                message: "message must not be empty".to_owned(),
+            });
+        }
+        if text.chars().count() > max_chars {
+            return Err(AppError::Invalid {
+                code: "MESSAGE_TOO_LONG",
+                message: format!("message is longer than {max_chars} characters"),
+            });
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// Text the server writes itself (the hand-off notice, an AI answer).
+    pub fn server(text: &str) -> Self {
+        Self(without_nul(text).into_owned())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// `text` with every NUL replaced by U+FFFD.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// Where a widget connects from, recorded on the sessions it creates; both
+/// are informational and cut to a sane length.
+#[derive(Debug, Clone, Default)]
+pub struct Visitor {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Visitor {
+    pub fn new(ip_address: Option<String>, user_agent: Option<String>) -> Self {
+        let cut = |value: Option<String>, max: usize| {
+            value
+                .map(|value| without_nul(&value).chars().take(max).collect::<String>())
+                .filter(|value| !value.trim().is_empty())
+        };
+        Self {
+            ip_address: cut(ip_address, MAX_IP_CHARS),
+            user_agent: cut(user_agent, MAX_USER_AGENT_CHARS),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    User,
+    Admin,
+    Ai,
+}
+
+impl Sender {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::User => "user",
+            Sender::Admin => "admin",
+            Sender::Ai => "ai",
+        }
+    }
+}
+
+/// A message as clients see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: i32,
+    pub session_id: String,
+    pub message: String,
+    pub sender_type: String,
+    #[serde(serialize_with = "iso8601")]
+    pub timestamp: DateTime<Utc>,
+    pub is_read: bool,
+}
+
+impl From<chat_message::Model> for MessageView {
+    fn from(row: chat_message::Model) -> Self {
+        Self {
+            id: row.id,
+            session_id: row.session_id,
+            message: row.message,
+            sender_type: row.sender_type,
+            timestamp: row.timestamp,
+            is_read: row.is_read,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn session_ids_are_long_enough_and_printable() {
+        assert!(SessionId::parse("session_0123456789", 8).is_ok());
+        for bad in [
+            "",
+            "a",
+            "1234567",
+            "has space x",
+            "a/b/c/d/e",
+            &"x".repeat(129),
+            "ééééééééé",
+        ] {
+            let err = SessionId::parse(bad, 8).unwrap_err();
+            assert_eq!(err.code(), "INVALID_SESSION_ID", "{bad:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_is_a_session_id_or_a_clear_error(raw in ".*", min in 0usize..40) {
+            match SessionId::parse(&raw, min) {
+                Ok(id) => prop_assert_eq!(id.as_str(), raw.as_str()),
+                Err(err) => prop_assert_eq!(err.code(), "INVALID_SESSION_ID"),
+            }
+        }
+
+        #[test]
+        fn any_string_is_a_message_or_a_clear_error(raw in "\\PC*", max in 1usize..50) {
+            match MessageText::parse(&raw, max) {
+                Ok(text) => {
+                    prop_assert!(!text.as_str().is_empty());
+                    prop_assert!(!text.as_str().contains('\0'));
+                    prop_assert!(text.as_str().chars().count() <= max);
+                }
+                Err(err) => prop_assert!(matches!(err.code(), "EMPTY_MESSAGE" | "MESSAGE_TOO_LONG")),
+            }
+        }
+
+        #[test]
+        fn visitor_details_are_bounded(ip in ".*", agent in ".*") {
+            let visitor = Visitor::new(Some(ip), Some(agent));
+            prop_assert!(visitor.ip_address.map_or(0, |ip| ip.chars().count()) <= MAX_IP_CHARS);
+            prop_assert!(visitor.user_agent.map_or(0, |a| a.chars().count()) <= MAX_USER_AGENT_CHARS);
+        }
+    }
+}

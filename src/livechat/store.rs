@@ -1,0 +1,734 @@
+//! The live-chat writer: one task per database takes the pending writes of
+//! every socket and commits them together (group commit).
+//!
+//! Callers hold a cheap [`Writer`] handle; each call sends an operation with a
+//! reply channel and awaits its own result, which arrives only after the
+//! transaction holding it committed — so nothing is acknowledged before it is
+//! stored. The task drains whatever is queued (up to `LIVECHAT_BATCH_MAX_ROWS`,
+//! waiting at most `LIVECHAT_BATCH_WINDOW_US` for more) into one transaction:
+//! consecutive visitor messages become one multi-row `INSERT … RETURNING`, and
+//! the `last_active` updates of the batch one `UPDATE … WHERE session_id IN`.
+//! While a batch commits the next one fills, so under load a commit carries
+//! many messages and the per-message cost of the database falls.
+//!
+//! After each commit the writer updates the hot state ([`HotState`]), so the
+//! cache is written through. A batch that fails for a reason other than a
+//! lost database is retried one operation at a time, so one bad row cannot
+//! fail the others.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use entity::{chat_message, chat_session};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
+    sea_query::{Expr, OnConflict, Query},
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    cache::{HotState, SessionFacts},
+    domain::{MessageText, MessageView, Sender, SessionId, Visitor},
+};
+use crate::error::{AppError, AppResult, database_unreachable};
+
+/// Operations waiting for the writer; callers beyond it wait to queue.
+const QUEUE_CAPACITY: usize = 8192;
+
+/// When a batch closes.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    pub max_rows: usize,
+    /// How long a batch that is not full waits for more; zero commits at once
+    /// whatever is queued.
+    pub window: Duration,
+}
+
+/// A handle on the writer task; the task ends when the last handle is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    ops: mpsc::Sender<Pending>,
+}
+
+/// A visitor's stored message and what the session looked like.
+#[derive(Debug, Clone)]
+pub struct UserStored {
+    pub row: MessageView,
+    /// Whether a human had the session when the message was stored.
+    pub handed_off: bool,
+    /// Whether the session is waiting for an AI answer (marked in the same
+    /// transaction, so a crash before the answer leaves a trace).
+    pub ai_pending: bool,
+}
+
+/// The outcome of a visitor asking for a human.
+#[derive(Debug, Clone)]
+pub struct HandedOff {
+    /// This request handed the session off (it was the AI's before).
+    pub first: bool,
+    pub notice: Option<MessageView>,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Ensure {
+        session: SessionId,
+        visitor: Visitor,
+    },
+    User {
+        session: SessionId,
+        visitor: Visitor,
+        text: MessageText,
+        ai_wanted: bool,
+    },
+    Admin {
+        session: SessionId,
+        text: MessageText,
+    },
+    Ai {
+        session: SessionId,
+        text: MessageText,
+    },
+    HandOff {
+        session: SessionId,
+        notice: Option<MessageText>,
+    },
+    SetHandedOff {
+        session: SessionId,
+        handed_off: bool,
+    },
+    ClearAiPending {
+        session: SessionId,
+    },
+}
+
+impl Op {
+    /// Visitor operations are merged into multi-row statements.
+    fn is_visitor(&self) -> bool {
+        matches!(self, Op::Ensure { .. } | Op::User { .. })
+    }
+}
+
+#[derive(Debug)]
+enum Output {
+    Ensured,
+    User(UserStored),
+    Row(MessageView),
+    MaybeRow(Option<MessageView>),
+    HandedOff(HandedOff),
+    Done,
+    /// The operation names a session that does not exist.
+    Missing,
+}
+
+struct Pending {
+    op: Op,
+    reply: oneshot::Sender<Result<Output, DbErr>>,
+}
+
+impl Writer {
+    /// Starts the writer task on `db`.
+    pub fn start(db: DatabaseConnection, cache: Arc<HotState>, limits: BatchLimits) -> Self {
+        let (ops, queue) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(db, cache, queue, limits));
+        Self { ops }
+    }
+
+    async fn submit(&self, op: Op) -> AppResult<Output> {
+        let stopped = || AppError::Internal("the live-chat writer stopped".to_owned());
+        let (reply, answer) = oneshot::channel();
+        self.ops
+            .send(Pending { op, reply })
+            .await
+            .map_err(|_| stopped())?;
+        let output = answer.await.map_err(|_| stopped())??;
+        match output {
+            Output::Missing => Err(super::service::session_not_found()),
+            output => Ok(output),
+        }
+    }
+
+    /// Creates the session when it is new.
+    pub async fn ensure_session(&self, session: &SessionId, visitor: Visitor) -> AppResult<()> {
+        self.submit(Op::Ensure {
+            session: session.clone(),
+            visitor,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Stores a visitor's message, creating the session when it is new; when
+    /// `ai_wanted` and no human has the session, marks it waiting for the AI.
+    pub async fn user_message(
+        &self,
+        session: &SessionId,
+        visitor: Visitor,
+        text: MessageText,
+        ai_wanted: bool,
+    ) -> AppResult<UserStored> {
+        match self
+            .submit(Op::User {
+                session: session.clone(),
+                visitor,
+                text,
+                ai_wanted,
+            })
+            .await?
+        {
+            Output::User(stored) => Ok(stored),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// An admin's reply: the session is handed off and the reply stored, at once.
+    pub async fn admin_reply(
+        &self,
+        session: &SessionId,
+        text: MessageText,
+    ) -> AppResult<MessageView> {
+        match self
+            .submit(Op::Admin {
+                session: session.clone(),
+                text,
+            })
+            .await?
+        {
+            Output::Row(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stores the AI's answer unless a human has the session: the check and the
+    /// insert are one transaction, so no AI answer lands after an admin's
+    /// reply, whichever node stored that.
+    pub async fn ai_reply(
+        &self,
+        session: &SessionId,
+        text: MessageText,
+    ) -> AppResult<Option<MessageView>> {
+        match self
+            .submit(Op::Ai {
+                session: session.clone(),
+                text,
+            })
+            .await?
+        {
+            Output::MaybeRow(row) => Ok(row),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Hands the session to a human; the first time, stores `notice` as an AI message.
+    pub async fn hand_off(
+        &self,
+        session: &SessionId,
+        notice: Option<MessageText>,
+    ) -> AppResult<HandedOff> {
+        match self
+            .submit(Op::HandOff {
+                session: session.clone(),
+                notice,
+            })
+            .await?
+        {
+            Output::HandedOff(outcome) => Ok(outcome),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sets who answers the session (an admin releasing it sets `false`).
+    pub async fn set_handed_off(&self, session: &SessionId, handed_off: bool) -> AppResult<()> {
+        self.submit(Op::SetHandedOff {
+            session: session.clone(),
+            handed_off,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The AI will not answer after all (it failed).
+    pub async fn clear_ai_pending(&self, session: &SessionId) -> AppResult<()> {
+        self.submit(Op::ClearAiPending {
+            session: session.clone(),
+        })
+        .await
+        .map(|_| ())
+    }
+}
+
+fn unexpected(output: Output) -> AppError {
+    AppError::Internal(format!("the live-chat writer answered {output:?}"))
+}
+
+async fn run(
+    db: DatabaseConnection,
+    cache: Arc<HotState>,
+    mut queue: mpsc::Receiver<Pending>,
+    limits: BatchLimits,
+) {
+    let max_rows = limits.max_rows.max(1);
+    let mut batch = Vec::with_capacity(max_rows);
+    while queue.recv_many(&mut batch, max_rows).await > 0 {
+        if !limits.window.is_zero() {
+            let deadline = tokio::time::Instant::now() + limits.window;
+            while batch.len() < max_rows {
+                let room = max_rows - batch.len();
+                match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        commit(&db, &cache, std::mem::take(&mut batch)).await;
+        batch.reserve(max_rows);
+    }
+}
+
+/// Commits `batch` and answers each caller.
+async fn commit(db: &DatabaseConnection, cache: &HotState, batch: Vec<Pending>) {
+    let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+    match apply(db, cache, &ops).await {
+        Ok((outputs, facts)) => {
+            remember(cache, facts);
+            for (reply, output) in replies.into_iter().zip(outputs) {
+                let _ = reply.send(Ok(output));
+            }
+        }
+        Err(err) if ops.len() > 1 && !database_unreachable(&err) => {
+            tracing::warn!(%err, rows = ops.len(), "a live-chat batch failed; retrying it row by row");
+            for (op, reply) in ops.into_iter().zip(replies) {
+                let result = match apply(db, cache, std::slice::from_ref(&op)).await {
+                    Ok((mut outputs, facts)) => {
+                        remember(cache, facts);
+                        outputs
+                            .pop()
+                            .ok_or_else(|| DbErr::Custom("no output".to_owned()))
+                    }
+                    Err(err) => Err(err),
+                };
+                let _ = reply.send(result);
+            }
+        }
+        Err(err) => {
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+fn remember(cache: &HotState, facts: HashMap<String, SessionFacts>) {
+    for (session, facts) in facts {
+        cache.remember_session(&session, facts);
+    }
+}
+
+/// What one transaction learned about sessions; goes to the cache after commit.
+type Facts = HashMap<String, SessionFacts>;
+
+/// Applies `ops` in order in one transaction.
+async fn apply(
+    db: &DatabaseConnection,
+    cache: &HotState,
+    ops: &[Op],
+) -> Result<(Vec<Output>, Facts), DbErr> {
+    let now = Utc::now();
+    let txn = db.begin().await?;
+    let mut facts = Facts::new();
+    let mut outputs = Vec::with_capacity(ops.len());
+    let mut rest = ops;
+    while !rest.is_empty() {
+        let visitors = rest.iter().take_while(|op| op.is_visitor()).count();
+        if visitors > 0 {
+            let (group, tail) = rest.split_at(visitors);
+            outputs.extend(apply_visitor_group(&txn, cache, group, now, &mut facts).await?);
+            rest = tail;
+        } else {
+            outputs.push(apply_one(&txn, cache, &rest[0], now, &mut facts).await?);
+            rest = &rest[1..];
+        }
+    }
+    txn.commit().await?;
+    Ok((outputs, facts))
+}
+
+/// Visitor messages and session announcements: sessions created in one
+/// statement, messages inserted in one, `last_active` set in one.
+async fn apply_visitor_group(
+    txn: &DatabaseTransaction,
+    cache: &HotState,
+    group: &[Op],
+    now: DateTime<Utc>,
+    facts: &mut Facts,
+) -> Result<Vec<Output>, DbErr> {
+    // Sessions neither this transaction nor the cache knows: created when new,
+    // read when not.
+    let mut unseen: Vec<(&SessionId, &Visitor)> = Vec::new();
+    let mut listed = HashSet::new();
+    for op in group {
+        let (Op::Ensure { session, visitor }
+        | Op::User {
+            session, visitor, ..
+        }) = op
+        else {
+            continue;
+        };
+        if facts.contains_key(session.as_str()) || !listed.insert(session.as_str()) {
+            continue;
+        }
+        match cache.session(session.as_str()) {
+            Some(known) => {
+                facts.insert(session.as_str().to_owned(), known);
+            }
+            None => unseen.push((session, visitor)),
+        }
+    }
+    if !unseen.is_empty() {
+        learn_sessions(txn, &unseen, now, facts).await?;
+    }
+
+    let messages: Vec<(&SessionId, &MessageText)> = group
+        .iter()
+        .filter_map(|op| match op {
+            Op::User { session, text, .. } => Some((session, text)),
+            _ => None,
+        })
+        .collect();
+    let ids = insert_messages(
+        txn,
+        messages
+            .iter()
+            .map(|(session, text)| (*session, Sender::User, *text)),
+        now,
+    )
+    .await?;
+    if !messages.is_empty() {
+        let active: HashSet<&str> = messages.iter().map(|(s, _)| s.as_str()).collect();
+        chat_session::Entity::update_many()
+            .col_expr(chat_session::Column::LastActive, Expr::value(now))
+            .filter(chat_session::Column::SessionId.is_in(active))
+            .exec(txn)
+            .await?;
+    }
+
+    let mut ids = ids.into_iter();
+    let mut waiting_for_ai = HashSet::new();
+    let mut outputs = Vec::with_capacity(group.len());
+    for op in group {
+        match op {
+            Op::User {
+                session,
+                text,
+                ai_wanted,
+                ..
+            } => {
+                let id = ids
+                    .next()
+                    .ok_or_else(|| DbErr::Custom("fewer ids than messages".to_owned()))?;
+                let handed_off = facts.get(session.as_str()).is_some_and(|f| f.handed_off);
+                let ai_pending = *ai_wanted && !handed_off;
+                if ai_pending {
+                    waiting_for_ai.insert(session.as_str());
+                }
+                outputs.push(Output::User(UserStored {
+                    row: view(id, session, Sender::User, text, now),
+                    handed_off,
+                    ai_pending,
+                }));
+            }
+            _ => outputs.push(Output::Ensured),
+        }
+    }
+    if !waiting_for_ai.is_empty() {
+        chat_session::Entity::update_many()
+            .col_expr(
+                chat_session::Column::AiReplyPendingAt,
+                Expr::value(Some(now)),
+            )
+            .filter(chat_session::Column::SessionId.is_in(waiting_for_ai))
+            .exec(txn)
+            .await?;
+    }
+    Ok(outputs)
+}
+
+/// Creates the sessions that are new and reads the hand-off flag of the others.
+async fn learn_sessions(
+    txn: &DatabaseTransaction,
+    sessions: &[(&SessionId, &Visitor)],
+    now: DateTime<Utc>,
+    facts: &mut Facts,
+) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table(chat_session::Entity).columns([
+        chat_session::Column::SessionId,
+        chat_session::Column::IpAddress,
+        chat_session::Column::UserAgent,
+        chat_session::Column::CreatedAt,
+        chat_session::Column::LastActive,
+        chat_session::Column::HandedOffToAdmin,
+    ]);
+    for (session, visitor) in sessions {
+        insert.values_panic([
+            Expr::value(session.as_str()),
+            Expr::value(visitor.ip_address.clone()),
+            Expr::value(visitor.user_agent.clone()),
+            Expr::value(now),
+            Expr::value(now),
+            Expr::value(false),
+        ]);
+    }
+    insert
+        .on_conflict(
+            OnConflict::column(chat_session::Column::SessionId)
+                .do_nothing()
+                .to_owned(),
+        )
+        .returning_col(chat_session::Column::SessionId);
+    let created: HashSet<String> = txn
+        .query_all(&insert)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "session_id"))
+        .collect::<Result<_, _>>()?;
+    for session in &created {
+        facts.insert(session.clone(), SessionFacts { handed_off: false });
+    }
+    let existing: Vec<&str> = sessions
+        .iter()
+        .map(|(session, _)| session.as_str())
+        .filter(|session| !created.contains(*session))
+        .collect();
+    if !existing.is_empty() {
+        let flags: Vec<(String, bool)> = chat_session::Entity::find()
+            .select_only()
+            .column(chat_session::Column::SessionId)
+            .column(chat_session::Column::HandedOffToAdmin)
+            .filter(chat_session::Column::SessionId.is_in(existing))
+            .into_tuple()
+            .all(txn)
+            .await?;
+        for (session, handed_off) in flags {
+            facts.insert(session, SessionFacts { handed_off });
+        }
+    }
+    Ok(())
+}
+
+/// Inserts the messages in one statement; their ids, in the order given.
+async fn insert_messages<'a>(
+    txn: &DatabaseTransaction,
+    messages: impl Iterator<Item = (&'a SessionId, Sender, &'a MessageText)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<i32>, DbErr> {
+    let mut insert = Query::insert();
+    insert.into_table(chat_message::Entity).columns([
+        chat_message::Column::SessionId,
+        chat_message::Column::Message,
+        chat_message::Column::SenderType,
+        chat_message::Column::Timestamp,
+        chat_message::Column::IsRead,
+    ]);
+    let mut count = 0;
+    for (session, sender, text) in messages {
+        insert.values_panic([
+            Expr::value(session.as_str()),
+            Expr::value(text.as_str()),
+            Expr::value(sender.as_str()),
+            Expr::value(now),
+            Expr::value(false),
+        ]);
+        count += 1;
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    insert.returning_col(chat_message::Column::Id);
+    let mut ids: Vec<i32> = txn
+        .query_all(&insert)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<i32>("", "id"))
+        .collect::<Result<_, _>>()?;
+    // Ids grow in the order the rows were given, whatever order RETURNING lists them in.
+    ids.sort_unstable();
+    if ids.len() != count {
+        return Err(DbErr::Custom(format!(
+            "{count} messages but {} ids",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+fn view(
+    id: i32,
+    session: &SessionId,
+    sender: Sender,
+    text: &MessageText,
+    now: DateTime<Utc>,
+) -> MessageView {
+    MessageView {
+        id,
+        session_id: session.as_str().to_owned(),
+        message: text.as_str().to_owned(),
+        sender_type: sender.as_str().to_owned(),
+        timestamp: now,
+        is_read: false,
+    }
+}
+
+/// Inserts one message of the server's side and returns it.
+async fn insert_one(
+    txn: &DatabaseTransaction,
+    session: &SessionId,
+    sender: Sender,
+    text: &MessageText,
+    now: DateTime<Utc>,
+) -> Result<MessageView, DbErr> {
+    let ids = insert_messages(txn, std::iter::once((session, sender, text)), now).await?;
+    Ok(view(ids[0], session, sender, text, now))
+}
+
+/// Updates the session's row; how many rows matched (0: no such session, or
+/// the condition did not hold).
+async fn update_session(
+    txn: &DatabaseTransaction,
+    session: &SessionId,
+    set: &[(chat_session::Column, Expr)],
+    only_if_handed_off: Option<bool>,
+) -> Result<u64, DbErr> {
+    let mut update = chat_session::Entity::update_many()
+        .filter(chat_session::Column::SessionId.eq(session.as_str()));
+    for (column, value) in set {
+        update = update.col_expr(*column, value.clone());
+    }
+    if let Some(handed_off) = only_if_handed_off {
+        update = update.filter(chat_session::Column::HandedOffToAdmin.eq(handed_off));
+    }
+    Ok(update.exec(txn).await?.rows_affected)
+}
+
+async fn apply_one(
+    txn: &DatabaseTransaction,
+    cache: &HotState,
+    op: &Op,
+    now: DateTime<Utc>,
+    facts: &mut Facts,
+) -> Result<Output, DbErr> {
+    use chat_session::Column::{AiReplyPendingAt, HandedOffToAdmin, LastActive};
+    let no_time: Option<DateTime<Utc>> = None;
+    match op {
+        Op::Ensure { .. } | Op::User { .. } => {
+            let mut outputs =
+                apply_visitor_group(txn, cache, std::slice::from_ref(op), now, facts).await?;
+            outputs
+                .pop()
+                .ok_or_else(|| DbErr::Custom("no output".to_owned()))
+        }
+        Op::Admin { session, text } => {
+            let set = [
+                (HandedOffToAdmin, Expr::value(true)),
+                (LastActive, Expr::value(now)),
+            ];
+            if update_session(txn, session, &set, None).await? == 0 {
+                return Ok(Output::Missing);
+            }
+            facts.insert(
+                session.as_str().to_owned(),
+                SessionFacts { handed_off: true },
+            );
+            Ok(Output::Row(
+                insert_one(txn, session, Sender::Admin, text, now).await?,
+            ))
+        }
+        Op::Ai { session, text } => {
+            let set = [
+                (LastActive, Expr::value(now)),
+                (AiReplyPendingAt, Expr::value(no_time)),
+            ];
+            if update_session(txn, session, &set, Some(false)).await? == 0 {
+                // A human took over meanwhile: the answer is dropped.
+                update_session(
+                    txn,
+                    session,
+                    &[(AiReplyPendingAt, Expr::value(no_time))],
+                    None,
+                )
+                .await?;
+                return Ok(Output::MaybeRow(None));
+            }
+            facts.insert(
+                session.as_str().to_owned(),
+                SessionFacts { handed_off: false },
+            );
+            let row = insert_one(txn, session, Sender::Ai, text, now).await?;
+            Ok(Output::MaybeRow(Some(row)))
+        }
+        Op::HandOff { session, notice } => {
+            let first = update_session(
+                txn,
+                session,
+                &[(HandedOffToAdmin, Expr::value(true))],
+                Some(false),
+            )
+            .await?
+                > 0;
+            if !first
+                && update_session(txn, session, &[(HandedOffToAdmin, Expr::value(true))], None)
+                    .await?
+                    == 0
+            {
+                return Ok(Output::Missing);
+            }
+            facts.insert(
+                session.as_str().to_owned(),
+                SessionFacts { handed_off: true },
+            );
+            let notice = match (first, notice) {
+                (true, Some(text)) => Some(insert_one(txn, session, Sender::Ai, text, now).await?),
+                _ => None,
+            };
+            Ok(Output::HandedOff(HandedOff { first, notice }))
+        }
+        Op::SetHandedOff {
+            session,
+            handed_off,
+        } => {
+            if update_session(
+                txn,
+                session,
+                &[(HandedOffToAdmin, Expr::value(*handed_off))],
+                None,
+            )
+            .await?
+                == 0
+            {
+                return Ok(Output::Missing);
+            }
+            facts.insert(
+                session.as_str().to_owned(),
+                SessionFacts {
+                    handed_off: *handed_off,
+                },
+            );
+            Ok(Output::Done)
+        }
+        Op::ClearAiPending { session } => {
+            update_session(
+                txn,
+                session,
+                &[(AiReplyPendingAt, Expr::value(no_time))],
+                None,
+            )
+            .await?;
+            Ok(Output::Done)
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! Accepting connections, with the limits that keep one client from taking
+//! the server from everyone else:
+//!
+//! - at most `MAX_CONNECTIONS_PER_IP` open connections per client address
+//!   (trusted proxies are exempt), and at most `MAX_CONNECTIONS` in all (by
+//!   default the open-file limit less a reserve), so that a flood is refused
+//!   at once instead of exhausting the file descriptors;
+//! - `HEADER_READ_TIMEOUT_SECS` to send a request's headers, which also bounds
+//!   how long a kept-alive HTTP connection may sit idle (slowloris);
+//! - a write that stays blocked for `SOCKET_STALL_TIMEOUT_SECS` (the peer
+//!   stopped reading) fails the connection, so a client that reads nothing
+//!   cannot hold buffers forever;
+//! - the open-file limit raised to its hard limit at start-up.
+//!
+//! Every refusal is logged, rate-limited. Websocket and long-polling clients
+//! that go silent are dropped by the engine's heartbeat, and clients that open
+//! a transport but never join the namespace after `SOCKET_CONNECT_TIMEOUT_SECS`.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::IpAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{Router, extract::ConnectInfo, http::Request};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use ipnet::IpNet;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
+use tokio_io_timeout::TimeoutWriter;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tower::ServiceExt;
+
+use crate::{config::Config, warn_limited};
+
+/// File descriptors kept for the database, log files and the like when the
+/// total connection cap is derived from the open-file limit.
+const RESERVED_FILES: u64 = 256;
+
+/// The connection limits in force.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub per_ip: usize,
+    pub total: usize,
+    pub header_read_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Limits {
+    /// The configured limits; `open_files` is the process's open-file limit.
+    pub fn new(config: &Config, open_files: u64) -> Self {
+        let total = match config.max_connections {
+            0 => usize::try_from(open_files.saturating_sub(RESERVED_FILES).max(64))
+                .unwrap_or(usize::MAX),
+            n => n,
+        };
+        Self {
+            per_ip: config.max_connections_per_ip.max(1),
+            total,
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs.max(1)),
+            stall_timeout: Duration::from_secs(config.socket_stall_timeout_secs.max(1)),
+            trusted_proxies: config.trusted_proxies.clone(),
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit; returns the limit in force.
+pub fn raise_open_file_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(limit, "open-file limit");
+            limit
+        }
+        Err(err) => {
+            let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            tracing::warn!(%err, limit, "cannot raise the open-file limit");
+            limit
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then lets open
+/// HTTP connections finish for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    stop: CancellationToken,
+    grace: Duration,
+) {
+    // Turns handlers into services once; left as handlers, the router would
+    // rebuild the Socket.IO layer (and its engine) for every request.
+    let router: Router = router.with_state(());
+    let tracker = Arc::new(Tracker::default());
+    let connections = TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            () = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                accept_failed(err).await;
+                continue;
+            }
+        };
+        let Some(slot) = tracker.admit(peer.ip(), &limits) else {
+            continue;
+        };
+        // Without it small replies wait ~40 ms on Nagle's algorithm.
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "cannot set TCP_NODELAY");
+        }
+        let io = TokioIo::new(Connection::new(stream, slot, limits.stall_timeout));
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let connection = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stop.cancelled() => {
+                    // Finishes the request in flight, then closes.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = result {
+                tracing::debug!(%err, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP connections still open after the grace period");
+    }
+}
+
+/// Accepting fails when the process is out of file descriptors; wait a little
+/// instead of spinning.
+async fn accept_failed(err: io::Error) {
+    let out_of_files = matches!(err.raw_os_error(), Some(23 | 24));
+    if out_of_files {
+        warn_limited!(%err, "cannot accept connections: out of file descriptors");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    } else {
+        tracing::debug!(%err, "accept failed");
+    }
+}
+
+/// Open connections, in all and per client address.
+#[derive(Default)]
+struct Tracker {
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Tracker {
+    /// A slot for a connection from `ip`, or `None` (logged) over a limit.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= limits.total {
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            warn_limited!(
+                limit = limits.total,
+                "connection refused: the server holds its maximum of connections"
+            );
+            return None;
+        }
+        let counted = !limits.trusted_proxies.iter().any(|net| net.contains(&ip));
+        if counted {
+            let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let open = per_ip.entry(ip).or_default();
+            if *open >= limits.per_ip {
+                drop(per_ip);
+                self.total.fetch_sub(1, Ordering::AcqRel);
+                warn_limited!(%ip, limit = limits.per_ip, "connection refused: this address holds its maximum of connections");
+                return None;
+            }
+            *open += 1;
+        }
+        Some(Slot {
+            tracker: self.clone(),
+            ip: counted.then_some(ip),
+        })
+    }
+}
+
+/// One admitted connection; freed when the connection (or the websocket it
+/// was upgraded to) closes.
+struct Slot {
+    tracker: Arc<Tracker>,
+    /// The address counted against its cap (none for trusted proxies).
+    ip: Option<IpAddr>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.tracker.total.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.ip {
+            let mut per_ip = self
+                .tracker
+                .per_ip
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(open) = per_ip.get_mut(&ip) {
+                *open -= 1;
+                if *open == 0 {
+                    per_ip.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+/// A client connection: its socket, whose writes fail once blocked for the
+/// stall timeout, and its slot.
+struct Connection {
+    io: Pin<Box<TimeoutWriter<TcpStream>>>,
+    _slot: Slot,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, slot: Slot, stall_timeout: Duration) -> Self {
+        let mut io = TimeoutWriter::new(stream);
+        io.set_timeout(Some(stall_timeout));
+        Self {
+            io: Box::pin(io),
+            _slot: slot,
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.io.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        stalled(self.io.as_mut().poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        stalled(self.io.as_mut().poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        stalled(self.io.as_mut().poll_flush(cx))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.as_mut().poll_shutdown(cx)
+    }
+}
+
+/// Logs (rate-limited) a connection closed because its peer stopped reading.
+fn stalled<T>(poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    if let Poll::Ready(Err(err)) = &poll
+        && err.kind() == io::ErrorKind::TimedOut
+    {
+        warn_limited!("closing a connection whose client stopped reading");
+    }
+    poll
+}

@@ -1,0 +1,337 @@
+//! The toolkit every flow's socket events share: one table from event name to
+//! handler, and per socket a dispatcher that runs each event within the
+//! socket's budget and in the order the client sent them.
+//!
+//! A flow registers its events with [`EventTable::flow`], naming the
+//! [`Reporter`] that turns a failure into that flow's error event; handlers are
+//! `async fn(EventContext, Payload) -> AppResult<()>` (parse → service → emit).
+//!
+//! One fallback handler per socket dispatches through the shared table, so a
+//! socket costs one boxed closure whatever the number of events, and an idle
+//! socket runs no task: the queue drains inside the task socketioxide spawns
+//! for the event that found it idle.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    future::Future,
+    num::NonZeroU32,
+    pin::Pin,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use futures::future::BoxFuture;
+use governor::{
+    DefaultDirectRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use socketioxide::ParserError;
+
+use super::{Ack, ClientSocket};
+use crate::{
+    auth::Identity,
+    config::{Config, Flow},
+    error::{AppError, AppResult},
+    state::AppState,
+};
+
+/// An event's payload: its first argument, or why it could not be read.
+pub type Payload = Result<Value, ParserError>;
+
+/// Sends a failure of `event` to the client, in the event's flow's error event.
+pub type Reporter = fn(&ClientSocket, &'static str, AppError);
+
+type Handler =
+    Box<dyn Fn(EventContext, Payload) -> BoxFuture<'static, AppResult<()>> + Send + Sync>;
+type Hook = Box<dyn Fn(&SocketContext) + Send + Sync>;
+type HandshakeHook = Box<dyn Fn(&SocketContext, Option<&Value>) + Send + Sync>;
+pub(super) type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a handler gets.
+pub struct EventContext {
+    pub socket: ClientSocket,
+    pub state: AppState,
+    pub session: Arc<SocketSession>,
+    /// The event's acknowledgement (a no-op when the client asked none).
+    pub ack: Ack,
+}
+
+/// What a connect or disconnect hook gets.
+pub struct SocketContext {
+    pub socket: ClientSocket,
+    pub state: AppState,
+    pub session: Arc<SocketSession>,
+}
+
+impl SocketContext {
+    /// Runs `job` behind the socket's queued events.
+    pub fn enqueue(&self, job: impl Future<Output = ()> + Send + 'static) {
+        if let Some(run) = self.session.submit(Box::pin(job)) {
+            tokio::spawn(run);
+        }
+    }
+}
+
+/// Whether an event waits for the socket's earlier events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Order {
+    Queued,
+    /// Runs at once; for answers that a queued event is waiting for.
+    Immediate,
+}
+
+struct EventSpec {
+    handler: Handler,
+    report: Reporter,
+    order: Order,
+}
+
+/// Every event the server handles, and the flows' connect/disconnect hooks.
+#[derive(Default)]
+pub struct EventTable {
+    events: HashMap<&'static str, EventSpec>,
+    on_handshake: Vec<HandshakeHook>,
+    on_connect: Vec<Hook>,
+    on_disconnect: Vec<Hook>,
+}
+
+impl EventTable {
+    /// Registers the events of `flow`, whose failures `report` sends. When the
+    /// configuration switches the flow off, its events answer `FLOW_DISABLED`
+    /// and its hooks are not installed.
+    pub fn flow(&mut self, config: &Config, flow: Flow, report: Reporter) -> FlowEvents<'_> {
+        FlowEvents {
+            table: self,
+            flow: Some(flow),
+            enabled: config.flow_enabled(flow),
+            report,
+        }
+    }
+
+    /// Registers events of the server itself (the health probe), always on.
+    pub fn core(&mut self, report: Reporter) -> FlowEvents<'_> {
+        FlowEvents {
+            table: self,
+            flow: None,
+            enabled: true,
+            report,
+        }
+    }
+
+    /// The names of every registered event.
+    pub fn event_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.events.keys().copied()
+    }
+
+    pub(super) fn handshake(&self, cx: &SocketContext, auth: Option<&Value>) {
+        for hook in &self.on_handshake {
+            hook(cx, auth);
+        }
+    }
+
+    pub(super) fn connected(&self, cx: &SocketContext) {
+        for hook in &self.on_connect {
+            hook(cx);
+        }
+    }
+
+    pub(super) fn disconnected(&self, cx: &SocketContext) {
+        for hook in &self.on_disconnect {
+            hook(cx);
+        }
+    }
+
+    /// Handles one incoming event; the returned future is what socketioxide
+    /// spawns for it.
+    pub(super) fn dispatch(&self, event: &str, cx: EventContext, payload: Payload) -> Option<Job> {
+        let (&event, spec) = self.events.get_key_value(event)?;
+        if let Err(err) = cx.session.spend_budget() {
+            (spec.report)(&cx.socket, event, err);
+            return None;
+        }
+        let report = spec.report;
+        let reply_to = cx.socket.clone();
+        let session = cx.session.clone();
+        let work = (spec.handler)(cx, payload);
+        let job: Job = Box::pin(async move {
+            if let Err(err) = work.await {
+                report(&reply_to, event, err);
+            }
+        });
+        match spec.order {
+            Order::Immediate => Some(job),
+            Order::Queued => session.submit(job),
+        }
+    }
+}
+
+/// Registers one flow's events and hooks.
+pub struct FlowEvents<'a> {
+    table: &'a mut EventTable,
+    flow: Option<Flow>,
+    enabled: bool,
+    report: Reporter,
+}
+
+impl FlowEvents<'_> {
+    /// Registers `handler` for `event`, run after the socket's earlier events.
+    pub fn on<H, F>(&mut self, event: &'static str, handler: H) -> &mut Self
+    where
+        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        F: Future<Output = AppResult<()>> + Send + 'static,
+    {
+        self.register(event, Order::Queued, handler)
+    }
+
+    /// Registers `handler` for `event`, run at once even while earlier events
+    /// are still running (an answer a running event waits for).
+    pub fn on_immediate<H, F>(&mut self, event: &'static str, handler: H) -> &mut Self
+    where
+        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        F: Future<Output = AppResult<()>> + Send + 'static,
+    {
+        self.register(event, Order::Immediate, handler)
+    }
+
+    fn register<H, F>(&mut self, event: &'static str, order: Order, handler: H) -> &mut Self
+    where
+        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        F: Future<Output = AppResult<()>> + Send + 'static,
+    {
+        let handler: Handler = match (self.enabled, self.flow) {
+            (false, Some(flow)) => Box::new(move |_, _| {
+                Box::pin(std::future::ready(Err(AppError::flow_disabled(flow))))
+            }),
+            _ => Box::new(move |cx, payload| Box::pin(handler(cx, payload))),
+        };
+        let previous = self.table.events.insert(
+            event,
+            EventSpec {
+                handler,
+                report: self.report,
+                order,
+            },
+        );
+        assert!(previous.is_none(), "two flows handle the event '{event}'");
+        self
+    }
+
+    /// Runs in the handshake, before the client learns it is connected; it
+    /// gets the handshake's `auth` object.
+    pub fn on_handshake(
+        &mut self,
+        hook: impl Fn(&SocketContext, Option<&Value>) + Send + Sync + 'static,
+    ) -> &mut Self {
+        if self.enabled {
+            self.table.on_handshake.push(Box::new(hook));
+        }
+        self
+    }
+
+    /// Runs once the client is connected (it can receive events).
+    pub fn on_connect(
+        &mut self,
+        hook: impl Fn(&SocketContext) + Send + Sync + 'static,
+    ) -> &mut Self {
+        if self.enabled {
+            self.table.on_connect.push(Box::new(hook));
+        }
+        self
+    }
+
+    pub fn on_disconnect(
+        &mut self,
+        hook: impl Fn(&SocketContext) + Send + Sync + 'static,
+    ) -> &mut Self {
+        if self.enabled {
+            self.table.on_disconnect.push(Box::new(hook));
+        }
+        self
+    }
+}
+
+/// What the server keeps for one socket: who it is, its event budget and the
+/// queue that keeps its events in order.
+pub struct SocketSession {
+    identity: RwLock<Identity>,
+    budget: DefaultDirectRateLimiter,
+    queue: Mutex<Queue>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    running: bool,
+}
+
+impl SocketSession {
+    pub fn new(config: &Config, identity: Identity) -> Self {
+        let per_second = NonZeroU32::new(config.socket_events_per_sec).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.socket_event_burst).unwrap_or(per_second);
+        Self {
+            identity: RwLock::new(identity),
+            budget: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    pub fn identity(&self) -> Identity {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_identity(&self, identity: Identity) {
+        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
+    }
+
+    /// Spends one event of the socket's budget (a token bucket): a flood
+    /// answers `RATE_LIMITED` instead of reaching the database.
+    fn spend_budget(&self) -> AppResult<()> {
+        self.budget
+            .check()
+            .map_err(|not_until| AppError::RateLimited {
+                message: "Too many events; slow down".to_owned(),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
+    }
+
+    /// Queues `job`. When nothing was running, returns the future that runs it
+    /// and then whatever queued up behind it; the caller must run that future.
+    fn submit(self: &Arc<Self>, job: Job) -> Option<Job> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.jobs.push_back(job);
+        if queue.running {
+            return None;
+        }
+        queue.running = true;
+        Some(Box::pin(drain(self.clone())))
+    }
+
+    fn next_job(&self) -> Option<Job> {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let job = queue.jobs.pop_front();
+        queue.running = job.is_some();
+        job
+    }
+}
+
+async fn drain(session: Arc<SocketSession>) {
+    while let Some(job) = session.next_job() {
+        job.await;
+    }
+}
+
+/// Turns an event's payload into `T`, with a message that says what is wrong.
+pub fn parse_payload<T: DeserializeOwned>(payload: Payload) -> AppResult<T> {
+    let value = payload.map_err(|err| AppError::Invalid {
+        code: "INVALID_PAYLOAD",
+        message: format!("Unreadable payload: {err}"),
+    })?;
+    serde_json::from_value(value).map_err(|err| AppError::Invalid {
+        code: "INVALID_PAYLOAD",
+        message: format!("Invalid payload: {err}"),
+    })
+}

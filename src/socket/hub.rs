@@ -1,0 +1,115 @@
+//! [`Hub`]: how services, background tasks and routes reach rooms — on this
+//! node, and on every node once the engine runs with a shared adapter.
+
+use std::{borrow::Cow, sync::RwLock};
+
+use serde::Serialize;
+use socketioxide::{SocketIo, adapter::LocalAdapter, socket::Sid};
+
+use super::{ClientSocket, Room};
+use crate::warn_limited;
+
+/// The engine this node serves, behind whichever adapter it uses.
+#[derive(Clone)]
+pub enum Io {
+    Local(SocketIo<LocalAdapter>),
+}
+
+impl From<SocketIo<LocalAdapter>> for Io {
+    fn from(io: SocketIo<LocalAdapter>) -> Self {
+        Self::Local(io)
+    }
+}
+
+/// Sends events to rooms. Bound to the engine at start-up and unbound at
+/// shutdown: the engine's handlers hold the state that holds the hub, and
+/// unbinding breaks that circle.
+#[derive(Default)]
+pub struct Hub {
+    io: RwLock<Option<Io>>,
+}
+
+impl Hub {
+    pub fn bind(&self, io: impl Into<Io>) {
+        *self.io.write().unwrap_or_else(|e| e.into_inner()) = Some(io.into());
+    }
+
+    pub fn unbind(&self) {
+        self.io.write().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    fn io(&self) -> Option<Io> {
+        self.io.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every socket in any of `rooms`, each once.
+    pub fn to(&self, rooms: impl IntoIterator<Item = Room>) -> Broadcast {
+        Broadcast {
+            io: self.io(),
+            rooms: Some(rooms.into_iter().collect()),
+            except: Vec::new(),
+        }
+    }
+
+    /// Every connected socket.
+    pub fn everyone(&self) -> Broadcast {
+        Broadcast {
+            io: self.io(),
+            rooms: None,
+            except: Vec::new(),
+        }
+    }
+
+    /// A socket connected to this node.
+    pub fn local_socket(&self, sid: Sid) -> Option<ClientSocket> {
+        match self.io()? {
+            Io::Local(io) => io.get_socket(sid).map(ClientSocket::from),
+        }
+    }
+
+    /// Every socket connected to this node.
+    pub fn local_sockets(&self) -> Vec<ClientSocket> {
+        match self.io() {
+            Some(Io::Local(io)) => io.sockets().into_iter().map(ClientSocket::from).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// One event on its way to a set of sockets.
+pub struct Broadcast {
+    io: Option<Io>,
+    /// `None`: every socket.
+    rooms: Option<Vec<Room>>,
+    except: Vec<Room>,
+}
+
+impl Broadcast {
+    /// Leaves out the sockets in `room` (e.g. the sender's own room).
+    pub fn except(mut self, room: Room) -> Self {
+        self.except.push(room);
+        self
+    }
+
+    /// Sends the event. Sockets whose buffer is full miss it (they are dropped
+    /// as stalled soon); failures are logged, rate-limited.
+    pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) {
+        let Some(io) = self.io else { return };
+        let result = match io {
+            Io::Local(io) => {
+                let mut operators = match self.rooms {
+                    Some(rooms) => io.to(rooms.into_iter().map(Cow::from).collect::<Vec<_>>()),
+                    None => io.broadcast(),
+                };
+                if !self.except.is_empty() {
+                    operators = operators
+                        .except(self.except.into_iter().map(Cow::from).collect::<Vec<_>>());
+                }
+                operators.emit(event, data).await
+            }
+        };
+        if let Err(err) = result {
+            warn_limited!(%err, event, "a broadcast did not reach every socket");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The Socket.IO side: the engine with Node-like limits, the handshake that
+//! identifies a socket and installs its dispatcher, and the toolkit flows
+//! share (the event table, room names, the hub that reaches rooms).
+//!
+//! Everything a socket needs is installed in a connect *middleware*:
+//! socketioxide sends the CONNECT ack before it runs an (async) connect
+//! handler, so a dispatcher installed there could miss the events a client
+//! emits the moment it connects. Middlewares run before the ack.
+//!
+//! This module knows no flow: the server hands it the [`EventTable`] the flows
+//! filled.
+
+mod client;
+mod events;
+mod hub;
+mod rooms;
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use serde_json::Value;
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{AckSender, Event, SocketRef, TryData},
+    handler::ConnectHandler,
+    layer::SocketIoLayer,
+};
+
+use socketioxide_core::adapter::DefinedAdapter;
+
+pub use client::{Ack, ClientSocket};
+pub use events::{
+    EventContext, EventTable, FlowEvents, Payload, Reporter, SocketContext, SocketSession,
+    parse_payload,
+};
+pub use hub::{Broadcast, Hub, Io};
+pub use rooms::{Room, RoomKind};
+
+use crate::{auth, config::Config, state::AppState};
+
+/// Packets a socket may have queued before an emit to it fails; socketioxide's
+/// default of 128 is too small for a burst of stream chunks to a slow client.
+const SOCKET_BUFFER_PACKETS: usize = 1024;
+
+/// Over `max_payload_bytes` a packet closes its connection, on every transport,
+/// as Node's `maxHttpBufferSize` does; each flow's own, smaller limits answer
+/// with that flow's error event instead. A client that opens the transport but
+/// never connects to the namespace is dropped after `SOCKET_CONNECT_TIMEOUT_SECS`.
+pub fn build(config: &Config) -> (SocketIoLayer, SocketIo) {
+    let max_message = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
+    SocketIo::builder()
+        .max_payload(config.max_payload_bytes)
+        .ws_max_message_size(max_message)
+        .ws_max_frame_size(max_message)
+        .max_buffer_size(SOCKET_BUFFER_PACKETS)
+        .connect_timeout(Duration::from_secs(config.socket_connect_timeout_secs))
+        .build_layer()
+}
+
+/// Serves the default namespace, where all flows live, with the events of
+/// `table`.
+pub fn attach<A: Adapter + DefinedAdapter>(
+    io: &SocketIo<A>,
+    state: &AppState,
+    table: Arc<EventTable>,
+) -> A::InitRes
+where
+    SocketRef<A>: Into<ClientSocket>,
+    AckSender<A>: Into<Ack>,
+{
+    let handshake_state = state.clone();
+    let handshake_table = table.clone();
+    let on_handshake = move |socket: SocketRef<A>, TryData(auth): TryData<Value>| {
+        let state = handshake_state.clone();
+        let table = handshake_table.clone();
+        async move {
+            let auth = auth.ok();
+            let identity = auth::identify_socket(&state.tokens, auth.as_ref());
+            let session = Arc::new(SocketSession::new(&state.config, identity));
+            let client: ClientSocket = socket.clone().into();
+            // Node puts every socket in a room named after its id.
+            client.join(Room::socket(socket.id));
+            let cx = SocketContext {
+                socket: client,
+                state: state.clone(),
+                session: session.clone(),
+            };
+            table.handshake(&cx, auth.as_ref());
+            socket.extensions.insert(session.clone());
+            install_dispatcher(&socket, &state, &table, &session);
+            let on_leave = (state, table, session);
+            socket.on_disconnect(move |socket: SocketRef<A>| {
+                let (state, table, session) = on_leave.clone();
+                async move {
+                    table.disconnected(&SocketContext {
+                        socket: socket.into(),
+                        state,
+                        session,
+                    });
+                }
+            });
+            Ok::<(), Infallible>(())
+        }
+    };
+    let connect_state = state.clone();
+    let on_connect = move |socket: SocketRef<A>| {
+        let state = connect_state.clone();
+        let table = table.clone();
+        async move {
+            let Some(session) = socket.extensions.get::<Arc<SocketSession>>() else {
+                return;
+            };
+            table.connected(&SocketContext {
+                socket: socket.into(),
+                state,
+                session,
+            });
+        }
+    };
+    io.ns("/", on_connect.with(on_handshake))
+}
+
+/// One fallback handler per socket dispatches every event through the table.
+fn install_dispatcher<A: Adapter>(
+    socket: &SocketRef<A>,
+    state: &AppState,
+    table: &Arc<EventTable>,
+    session: &Arc<SocketSession>,
+) where
+    SocketRef<A>: Into<ClientSocket>,
+    AckSender<A>: Into<Ack>,
+{
+    let (state, table, session) = (state.clone(), table.clone(), session.clone());
+    socket.on_fallback(
+        move |socket: SocketRef<A>,
+              Event(event): Event,
+              TryData(payload): TryData<Value>,
+              ack: AckSender<A>| {
+            let cx = EventContext {
+                socket: socket.into(),
+                state: state.clone(),
+                session: session.clone(),
+                ack: ack.into(),
+            };
+            let job = table.dispatch(&event, cx, payload);
+            async move {
+                if let Some(job) = job {
+                    job.await;
+                }
+            }
+        },
+    );
+}
