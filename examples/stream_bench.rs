@@ -13,7 +13,7 @@
 use std::{path::Path, process::Command};
 
 use serde_json::Value;
-use switchboard::{Config, Server, ai::mock::MockAi};
+use switchboard::{Config, Server, testkit::mock_ai::MockAi};
 
 struct Mode {
     name: &'static str,

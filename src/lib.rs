@@ -11,7 +11,7 @@
 //! - [`http`]: JSON extraction, CORS, security headers, fallbacks.
 //! - [`store`]: the database (SQLite or PostgreSQL through SeaORM) and settings.
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
-//! - [`ai`]: the `ChatModel` seam, its providers, and a mock provider for tests.
+//! - [`ai`]: the `ChatModel` seam and its providers.
 //! - [`health`]: `GET /api/health` and the `health` socket event.
 //! - [`coach`]: the AI coach app's API (quotas, sessions, feedback, analytics).
 //! - [`chatkit`]: OpenAI ChatKit session issuing.
@@ -21,6 +21,8 @@
 //! - [`resume`]: the resume-builder flow.
 //! - [`timefmt`]: how timestamps are written on the wire.
 //! - [`telemetry`]: logging, and [`warn_limited!`] for warnings that repeat.
+//! - `testkit` (feature `testkit`, for tests and benchmarks only): a mock
+//!   OpenAI-compatible server and a small Socket.IO client.
 
 pub mod ai;
 pub mod assistant;
@@ -34,12 +36,16 @@ pub mod health;
 pub mod http;
 pub mod livechat;
 pub mod net;
+#[cfg(test)]
+mod proptest_json;
 pub mod resume;
 pub mod server;
 pub mod socket;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod timefmt;
 
 pub use config::Config;

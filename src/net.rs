@@ -25,7 +25,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
+    task::{Context, Poll, Waker},
     time::Duration,
 };
 
@@ -243,8 +243,14 @@ impl Drop for Slot {
 
 /// A client connection: its socket, whose writes fail once blocked for the
 /// stall timeout, and its slot.
+///
+/// Once a write stalls, reads fail too (the waiting reader is woken): the
+/// websocket writer only logs its errors, while a failed read closes the
+/// engine's session.
 struct Connection {
     io: Pin<Box<TimeoutWriter<TcpStream>>>,
+    stalled: bool,
+    reader: Option<Waker>,
     _slot: Slot,
 }
 
@@ -254,9 +260,30 @@ impl Connection {
         io.set_timeout(Some(stall_timeout));
         Self {
             io: Box::pin(io),
+            stalled: false,
+            reader: None,
             _slot: slot,
         }
     }
+
+    /// Notes a write that timed out (logged once, rate-limited) and wakes the reader.
+    fn check_stall<T>(&mut self, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if let Poll::Ready(Err(err)) = &poll
+            && err.kind() == io::ErrorKind::TimedOut
+            && !self.stalled
+        {
+            self.stalled = true;
+            warn_limited!("closing a connection whose client stopped reading");
+            if let Some(reader) = self.reader.take() {
+                reader.wake();
+            }
+        }
+        poll
+    }
+}
+
+fn stalled_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")
 }
 
 impl AsyncRead for Connection {
@@ -265,7 +292,19 @@ impl AsyncRead for Connection {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.io.as_mut().poll_read(cx, buf)
+        if self.stalled {
+            return Poll::Ready(Err(stalled_error()));
+        }
+        let poll = self.io.as_mut().poll_read(cx, buf);
+        if poll.is_pending()
+            && !self
+                .reader
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            self.reader = Some(cx.waker().clone());
+        }
+        poll
     }
 }
 
@@ -275,7 +314,11 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        stalled(self.io.as_mut().poll_write(cx, buf))
+        if self.stalled {
+            return Poll::Ready(Err(stalled_error()));
+        }
+        let poll = self.io.as_mut().poll_write(cx, buf);
+        self.check_stall(poll)
     }
 
     fn poll_write_vectored(
@@ -283,7 +326,11 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        stalled(self.io.as_mut().poll_write_vectored(cx, bufs))
+        if self.stalled {
+            return Poll::Ready(Err(stalled_error()));
+        }
+        let poll = self.io.as_mut().poll_write_vectored(cx, bufs);
+        self.check_stall(poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -291,20 +338,14 @@ impl AsyncWrite for Connection {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        stalled(self.io.as_mut().poll_flush(cx))
+        if self.stalled {
+            return Poll::Ready(Err(stalled_error()));
+        }
+        let poll = self.io.as_mut().poll_flush(cx);
+        self.check_stall(poll)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.as_mut().poll_shutdown(cx)
     }
-}
-
-/// Logs (rate-limited) a connection closed because its peer stopped reading.
-fn stalled<T>(poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
-    if let Poll::Ready(Err(err)) = &poll
-        && err.kind() == io::ErrorKind::TimedOut
-    {
-        warn_limited!("closing a connection whose client stopped reading");
-    }
-    poll
 }

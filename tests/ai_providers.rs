@@ -8,8 +8,9 @@ use switchboard::{
     Config,
     ai::{
         AiError, ChatMessage, ChatModel, ChatRequest, DemoModel, OpenAiCompatibleModel,
-        ProviderName, Providers, Role, StreamItem, mock::MockAi,
+        OutputFormat, ProviderName, Providers, Role, StreamItem,
     },
+    testkit::mock_ai::MockAi,
 };
 
 fn config(extra: &[&str]) -> Config {
@@ -67,7 +68,7 @@ async fn complete_collects_and_json_output_asks_for_a_json_object() {
     let mock = MockAi::start().await.unwrap();
     let model = model(&mock, &config(&[]));
     let mut request = ask(r#"[[mock:reply]]{"ok":true}[[/mock:reply]]"#);
-    request.json_output = true;
+    request.output = OutputFormat::JsonObject;
     request.model = Some("other-model".into());
     let completion = model.complete(request).await.unwrap();
     assert_eq!(completion.text, r#"{"ok":true}"#);
@@ -206,7 +207,7 @@ async fn demo_provider_says_it_is_a_demo() {
     assert!(completion.text.starts_with("[Demo mode]"));
     assert!(completion.text.contains("No AI provider key is configured"));
     let mut json_request = ask("hi");
-    json_request.json_output = true;
+    json_request.output = OutputFormat::JsonObject;
     let json: serde_json::Value =
         serde_json::from_str(&demo.complete(json_request).await.unwrap().text).unwrap();
     assert_eq!(json["demo"], true);

@@ -106,7 +106,7 @@ async fn the_coach_app_journey() {
     assert_eq!(feedback["bodyLanguage"], "Open");
     assert_eq!(feedback["actionItems"], json!(["Pause more"]));
     let request = app.mock.requests().last().unwrap().body.clone();
-    assert_eq!(request["response_format"]["type"], "json_object");
+    assert_eq!(request["response_format"]["type"], "json_schema");
     let (_, stored) = call(&app, M::GET, &format!("/api/sessions/{id}"), &token, None).await;
     assert_eq!(stored["feedbackJson"]["score"], 82.0);
 

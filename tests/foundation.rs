@@ -251,7 +251,9 @@ async fn responses_carry_security_headers() {
 #[tokio::test]
 async fn generated_signing_secret_survives_a_restart() {
     let database = TestDatabase::create().await;
-    let mock = switchboard::ai::mock::MockAi::start().await.unwrap();
+    let mock = switchboard::testkit::mock_ai::MockAi::start()
+        .await
+        .unwrap();
     // No JWT_SECRET: the server generates one and stores it.
     let mut args: Vec<String> = test_args(&database.url, &mock);
     let secret_at = args.iter().position(|a| a == "--jwt-secret").unwrap();
@@ -289,7 +291,9 @@ async fn generated_signing_secret_survives_a_restart() {
 async fn without_admin_password_a_random_admin_is_created_once() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let database = TestDatabase::create().await;
-    let mock = switchboard::ai::mock::MockAi::start().await.unwrap();
+    let mock = switchboard::testkit::mock_ai::MockAi::start()
+        .await
+        .unwrap();
     let mut args: Vec<String> = test_args(&database.url, &mock);
     let at = args.iter().position(|a| a == "--admin-password").unwrap();
     args.drain(at..at + 2);

@@ -10,7 +10,9 @@ use switchboard::resume::service::{self, ResumeState};
 #[tokio::test]
 async fn a_resume_session_survives_a_restart() {
     let database = TestDatabase::create().await;
-    let mock = switchboard::ai::mock::MockAi::start().await.unwrap();
+    let mock = switchboard::testkit::mock_ai::MockAi::start()
+        .await
+        .unwrap();
     let first = build_server(&database.url, &mock, &[]).await;
     let session = service::open(first.state(), None).await.unwrap();
     {

@@ -44,7 +44,7 @@ impl ChatModel for DemoModel {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<DeltaStream, AiError> {
-        let answer = Self::answer(request.json_output);
+        let answer = Self::answer(request.output.is_json());
         let usage = TokenUsage::estimate(&request, &answer);
         let words: Vec<String> = answer.split_inclusive(' ').map(str::to_owned).collect();
         let delay = self.word_delay;

@@ -6,7 +6,6 @@
 //! provider closes its upstream HTTP connection at once.
 
 mod demo;
-pub mod mock;
 mod openai;
 
 use std::{collections::HashMap, fmt, pin::Pin, sync::Arc};
@@ -48,8 +47,28 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
-    /// Ask for a JSON object (`response_format: json_object`).
-    pub json_output: bool,
+    pub output: OutputFormat,
+}
+
+/// What shape the answer must have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    /// Any JSON object (`response_format: json_object`).
+    JsonObject,
+    /// A JSON object following `schema` (`response_format: json_schema`, the
+    /// provider's structured output).
+    JsonSchema {
+        name: &'static str,
+        schema: serde_json::Value,
+    },
+}
+
+impl OutputFormat {
+    pub fn is_json(&self) -> bool {
+        !matches!(self, OutputFormat::Text)
+    }
 }
 
 impl ChatRequest {

@@ -17,14 +17,15 @@ use async_openai::{
         ChatCompletionRequestAssistantMessage, ChatCompletionRequestMessage,
         ChatCompletionRequestSystemMessage, ChatCompletionRequestUserMessage,
         ChatCompletionStreamOptions, CreateChatCompletionRequest, ResponseFormat,
+        ResponseFormatJsonSchema,
     },
 };
 use futures::StreamExt;
 use tower::ServiceBuilder;
 
 use super::{
-    AiError, ChatMessage, ChatModel, ChatRequest, DeltaStream, ProviderName, Role, StreamItem,
-    TokenUsage,
+    AiError, ChatMessage, ChatModel, ChatRequest, DeltaStream, OutputFormat, ProviderName, Role,
+    StreamItem, TokenUsage,
 };
 use crate::config::Config;
 
@@ -76,13 +77,28 @@ impl OpenAiCompatibleModel {
             model: request.model.unwrap_or_else(|| self.model.clone()),
             temperature: request.temperature,
             max_completion_tokens: request.max_tokens,
-            response_format: request.json_output.then_some(ResponseFormat::JsonObject),
+            response_format: response_format(request.output),
             stream_options: Some(ChatCompletionStreamOptions {
                 include_usage: Some(true),
                 ..Default::default()
             }),
             ..Default::default()
         }
+    }
+}
+
+fn response_format(output: OutputFormat) -> Option<ResponseFormat> {
+    match output {
+        OutputFormat::Text => None,
+        OutputFormat::JsonObject => Some(ResponseFormat::JsonObject),
+        OutputFormat::JsonSchema { name, schema } => Some(ResponseFormat::JsonSchema {
+            json_schema: ResponseFormatJsonSchema {
+                name: name.to_owned(),
+                schema,
+                strict: Some(true),
+                description: None,
+            },
+        }),
     }
 }
 

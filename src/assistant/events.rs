@@ -125,14 +125,33 @@ struct StreamChat {
     stream: Option<bool>,
 }
 
-async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
+/// A request to stream an answer, checked.
+struct StreamRequest {
+    message: String,
+    conversation_id: Option<String>,
+    stream: bool,
+}
+
+fn stream_request(config: &Config, payload: Payload) -> AppResult<StreamRequest> {
     let payload: StreamChat = parse_payload(payload)?;
+    if let Some(id) = &payload.conversation_id {
+        service::validate_conversation_id(id)?;
+    }
+    Ok(StreamRequest {
+        message: service::validate_message(config, &payload.message)?,
+        conversation_id: payload.conversation_id,
+        stream: payload.stream != Some(false),
+    })
+}
+
+async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let asked = stream_request(&cx.state.config, payload)?;
     let state = &cx.state;
-    let message = service::validate_message(state, &payload.message)?;
+    let message = asked.message.as_str();
     let conversation = service::conversation_for(
         &state.db,
         &access(&cx),
-        payload.conversation_id.as_deref(),
+        asked.conversation_id.as_deref(),
         message,
     )
     .await?;
@@ -171,7 +190,8 @@ async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
             &json!({ "messageId": reply.id, "conversationId": conversation.id }),
         )
         .await;
-    let coalesce = (payload.stream != Some(false))
+    let coalesce = asked
+        .stream
         .then(|| Duration::from_millis(state.config.stream_coalesce_ms));
     stream::spawn(
         state,
@@ -204,9 +224,9 @@ struct UserTyping<'a> {
 /// Longest `userName` passed on to the room.
 const MAX_USER_NAME_CHARS: usize = 100;
 
-async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResult<()> {
+fn typing_of(payload: Payload) -> AppResult<TypingPayload> {
     let payload: TypingPayload = parse_payload(payload)?;
-    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
+    service::validate_conversation_id(&payload.conversation_id)?;
     if payload
         .user_name
         .as_ref()
@@ -216,6 +236,12 @@ async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResul
             "userName is longer than {MAX_USER_NAME_CHARS} characters"
         )));
     }
+    Ok(payload)
+}
+
+async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResult<()> {
+    let payload = typing_of(payload)?;
+    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
     let event = UserTyping {
         user_id: cx.socket.id().to_string(),
         user_name: payload.user_name.as_deref(),
@@ -237,10 +263,16 @@ struct MessageRead {
     message_id: String,
 }
 
-async fn message_read(cx: EventContext, payload: Payload) -> AppResult<()> {
+fn message_read_of(payload: Payload) -> AppResult<MessageRead> {
     let payload: MessageRead = parse_payload(payload)?;
-    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
+    service::validate_conversation_id(&payload.conversation_id)?;
     service::validate_conversation_id(&payload.message_id)?;
+    Ok(payload)
+}
+
+async fn message_read(cx: EventContext, payload: Payload) -> AppResult<()> {
+    let payload = message_read_of(payload)?;
+    service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
     let read_by = match cx.session.identity().user() {
         Some(user) => user.id.to_string(),
         None => cx.socket.id().to_string(),
@@ -261,24 +293,81 @@ struct Stop {
     conversation_id: Option<String>,
 }
 
+/// What `stop_generation` names.
+enum StopTarget {
+    Message(String),
+    Conversation(String),
+}
+
+fn stop_target(payload: Payload) -> AppResult<StopTarget> {
+    let payload: Stop = parse_payload(payload)?;
+    match (payload.message_id, payload.conversation_id) {
+        (Some(message_id), _) => {
+            service::validate_conversation_id(&message_id)?;
+            Ok(StopTarget::Message(message_id))
+        }
+        (None, Some(conversation_id)) => {
+            service::validate_conversation_id(&conversation_id)?;
+            Ok(StopTarget::Conversation(conversation_id))
+        }
+        (None, None) => Err(service::invalid("send {messageId} or {conversationId}")),
+    }
+}
+
 /// Stops a generation by its reply id or every one in a conversation. Stopping
 /// what already ended is not an error: the stop and the end can cross.
 async fn stop_generation(cx: EventContext, payload: Payload) -> AppResult<()> {
-    let payload: Stop = parse_payload(payload)?;
     let streams = cx.state.flow::<ActiveStreams>();
     let access = access(&cx);
-    match (payload.message_id, payload.conversation_id) {
-        (Some(message_id), _) => {
+    match stop_target(payload)? {
+        StopTarget::Message(message_id) => {
             if let Some(conversation) = streams.conversation_of(&message_id) {
                 service::may_follow(&cx.state.db, &access, &conversation).await?;
                 streams.stop_message(&message_id);
             }
         }
-        (None, Some(conversation_id)) => {
+        StopTarget::Conversation(conversation_id) => {
             service::may_follow(&cx.state.db, &access, &conversation_id).await?;
             streams.stop_conversation(&conversation_id);
         }
-        (None, None) => return Err(service::invalid("send {messageId} or {conversationId}")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proptest_json::any_json;
+    use proptest::prelude::*;
+
+    fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
+        if let Err(err) = result {
+            prop_assert!(
+                matches!(err.code(), "INVALID_PAYLOAD" | "INVALID_REQUEST"),
+                "{}",
+                err.code()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
+            let config = Config::from_args(Vec::<String>::new()).unwrap();
+            clear(conversation_id(Ok(value.clone())))?;
+            clear(stream_request(&config, Ok(value.clone())))?;
+            clear(typing_of(Ok(value.clone())))?;
+            clear(message_read_of(Ok(value.clone())))?;
+            clear(stop_target(Ok(value)))?;
+        }
+
+        #[test]
+        fn stored_messages_never_hold_nul(message in "\\PC{1,50}|.{1,50}") {
+            let config = Config::from_args(Vec::<String>::new()).unwrap();
+            if let Ok(message) = service::validate_message(&config, &message) {
+                prop_assert!(!message.contains('\0'));
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::{
     ai::{ChatMessage, ChatRequest, Role},
     auth::sha256_hex,
-    config::ConversationScope,
+    config::{Config, ConversationScope},
     error::{AppError, AppResult},
     state::AppState,
     timefmt::iso8601,
@@ -182,18 +182,19 @@ pub fn not_found() -> AppError {
 }
 
 /// A user message: non-empty and within the configured length; returned trimmed.
-pub fn validate_message<'a>(state: &AppState, message: &'a str) -> AppResult<&'a str> {
+/// NUL characters become U+FFFD: PostgreSQL refuses them in text.
+pub fn validate_message(config: &Config, message: &str) -> AppResult<String> {
     let message = message.trim();
     if message.is_empty() {
         return Err(invalid("message must not be empty"));
     }
-    let limit = state.config.assistant_max_message_chars;
+    let limit = config.assistant_max_message_chars;
     if message.chars().count() > limit {
         return Err(invalid(format!(
             "message is longer than {limit} characters"
         )));
     }
-    Ok(message)
+    Ok(message.replace('\0', "\u{FFFD}"))
 }
 
 /// A conversation id: the ids this server hands out are UUIDs, but clients may
@@ -218,14 +219,14 @@ pub fn title_from(message: &str) -> String {
     }
 }
 
-fn validate_title(title: &str) -> AppResult<&str> {
+fn validate_title(title: &str) -> AppResult<String> {
     let title = title.trim();
     if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
         return Err(invalid(format!(
             "title must be 1 to {MAX_TITLE_CHARS} characters"
         )));
     }
-    Ok(title)
+    Ok(title.replace('\0', "\u{FFFD}"))
 }
 
 pub async fn create_conversation(
@@ -238,7 +239,7 @@ pub async fn create_conversation(
     let now = Utc::now();
     Ok(conversation::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
-        title: Set(title.to_owned()),
+        title: Set(title),
         created_at: Set(now),
         updated_at: Set(now),
         owner: Set(access.owner.as_ref().map(|owner| owner.0.clone())),
@@ -279,7 +280,7 @@ pub async fn rename_conversation(
 ) -> AppResult<ConversationView> {
     let title = validate_title(title)?;
     let mut row: conversation::ActiveModel = find_conversation(db, access, id).await?.into();
-    row.title = Set(title.to_owned());
+    row.title = Set(title);
     row.updated_at = Set(Utc::now());
     let row = row.update(db).await?;
     conversation_view(db, row).await
@@ -473,7 +474,8 @@ pub async fn answer(
     conversation_id: Option<&str>,
     message: &str,
 ) -> AppResult<(MessageView, ConversationView)> {
-    let message = validate_message(state, message)?;
+    let message = validate_message(&state.config, message)?;
+    let message = message.as_str();
     let conversation = conversation_for(&state.db, access, conversation_id, message).await?;
     add_message(
         &state.db,

@@ -56,3 +56,18 @@ pub fn identify_socket(keys: &TokenKeys, auth: Option<&serde_json::Value>) -> Id
         _ => Identity::Visitor,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proptest_json::any_json;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_handshake_auth_is_a_visitor_unless_it_carries_a_valid_token(auth in any_json()) {
+            let keys = TokenKeys::new(b"a secret of the test", std::time::Duration::from_secs(60));
+            prop_assert_eq!(identify_socket(&keys, Some(&auth)), Identity::Visitor);
+        }
+    }
+}

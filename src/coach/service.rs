@@ -2,8 +2,10 @@
 //! behind `/api/gemini/*`. Every query is scoped to its owner: another user's
 //! rows answer 404, as if they did not exist.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use entity::{analytics_event, feedback, practice_session};
+use entity::{analytics_event, feedback as feedback_row, practice_session};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait,
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::OnConflict,
@@ -11,9 +13,12 @@ use sea_orm::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::quota::{self, QuotaView};
+use super::{
+    feedback::{self, Feedback},
+    quota::{self, QuotaView},
+};
 use crate::{
-    ai::{AiError, ChatMessage, ChatRequest, ProviderName, Role},
+    ai::{AiError, ChatMessage, ChatModel, ChatRequest, OutputFormat, ProviderName, Role},
     error::{AppError, AppResult},
     state::AppState,
     timefmt::iso8601,
@@ -25,6 +30,24 @@ const COACH_PROMPT: &str =
 const FEEDBACK_PROMPT: &str = "You review a communication practice session. Answer with one JSON object: \
 {\"score\": number 0-100, \"communication\": string, \"content\": string, \"bodyLanguage\": string, \
 \"highlights\": [strings], \"actionItems\": [strings]}.";
+
+/// Asks for feedback as structured output; a provider that refuses the schema
+/// (400) is asked again for a plain JSON object.
+async fn ask_for_feedback(
+    model: &Arc<dyn ChatModel>,
+    mut request: ChatRequest,
+) -> AppResult<(Feedback, i64)> {
+    request.output = feedback::output_format();
+    let completion = match model.complete(request.clone()).await {
+        Err(AiError::Upstream { status: 400, .. }) => {
+            request.output = OutputFormat::JsonObject;
+            model.complete(request).await?
+        }
+        other => other?,
+    };
+    let tokens = i64::from(completion.usage.total());
+    Ok((feedback::parse(&completion.text)?, tokens))
+}
 
 fn session_not_found() -> AppError {
     AppError::not_found("SESSION_NOT_FOUND", "Session not found")
@@ -350,29 +373,6 @@ pub async fn process(
     Ok((response, tokens, quota))
 }
 
-/// The feedback JSON a model must produce.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Feedback {
-    pub score: f64,
-    pub communication: String,
-    pub content: String,
-    pub body_language: String,
-    pub highlights: Vec<String>,
-    pub action_items: Vec<String>,
-}
-
-fn parse_feedback(text: &str) -> AppResult<Feedback> {
-    let unusable = |why: &str| AppError::Ai(AiError::InvalidOutput(why.to_owned()));
-    let body = crate::resume::schema::strip_code_fence(text);
-    let feedback: Feedback = serde_json::from_str(body)
-        .map_err(|_| unusable("the feedback is not the expected JSON"))?;
-    if !(0.0..=100.0).contains(&feedback.score) {
-        return Err(unusable("the score is not between 0 and 100"));
-    }
-    Ok(feedback)
-}
-
 /// Generates, validates and saves the feedback for one of the user's sessions.
 pub async fn generate_feedback(
     state: &AppState,
@@ -387,24 +387,20 @@ pub async fn generate_feedback(
         "metrics": { "clarity": session.clarity, "pace": session.pace, "confidence": session.confidence, "tone": session.tone },
     });
     let transcript = session.transcript.clone().unwrap_or_default();
-    let mut request = ChatRequest::new(vec![
+    let request = ChatRequest::new(vec![
         ChatMessage::new(Role::System, FEEDBACK_PROMPT),
         ChatMessage::new(
             Role::User,
             format!("Session: {details}\nTranscript:\n{transcript}"),
         ),
     ]);
-    request.json_output = true;
     let model = state.ai.get_or_default(ProviderName::Gemini).clone();
     let (feedback, _) = quota::within_quota(state, user_id, async {
-        let completion = model.complete(request).await?;
-        Ok((
-            parse_feedback(&completion.text)?,
-            i64::from(completion.usage.total()),
-        ))
+        let (feedback, tokens) = ask_for_feedback(&model, request).await?;
+        Ok((feedback, tokens))
     })
     .await?;
-    let row = feedback::ActiveModel {
+    let row = feedback_row::ActiveModel {
         session_id: Set(session.id),
         user_id: Set(user_id),
         score: Set(feedback.score),
@@ -415,17 +411,17 @@ pub async fn generate_feedback(
         action_items: Set(json!(feedback.action_items)),
         created_at: Set(Utc::now()),
     };
-    feedback::Entity::insert(row)
+    feedback_row::Entity::insert(row)
         .on_conflict(
-            OnConflict::column(feedback::Column::SessionId)
+            OnConflict::column(feedback_row::Column::SessionId)
                 .update_columns([
-                    feedback::Column::Score,
-                    feedback::Column::Communication,
-                    feedback::Column::Content,
-                    feedback::Column::BodyLanguage,
-                    feedback::Column::Highlights,
-                    feedback::Column::ActionItems,
-                    feedback::Column::CreatedAt,
+                    feedback_row::Column::Score,
+                    feedback_row::Column::Communication,
+                    feedback_row::Column::Content,
+                    feedback_row::Column::BodyLanguage,
+                    feedback_row::Column::Highlights,
+                    feedback_row::Column::ActionItems,
+                    feedback_row::Column::CreatedAt,
                 ])
                 .to_owned(),
         )
@@ -440,4 +436,20 @@ pub async fn generate_feedback(
     session.updated_at = Set(Utc::now());
     session.update(&state.db).await?;
     Ok(saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_turn;
+    use crate::proptest_json::any_json;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_history_turn_is_a_message_or_skipped(turn in any_json()) {
+            if let Some(message) = history_turn(&turn) {
+                prop_assert!(matches!(message.role, crate::ai::Role::User | crate::ai::Role::Assistant));
+            }
+        }
+    }
 }

@@ -66,12 +66,29 @@ fn session_and_admins(state: &AppState, session: &SessionId) -> Broadcast {
     state.hub.to([session_room(session), ADMINS])
 }
 
-fn session_id(state: &AppState, raw: &str) -> AppResult<SessionId> {
-    SessionId::parse(raw, state.config.livechat_min_session_id_chars)
+fn session_id(config: &Config, raw: &str) -> AppResult<SessionId> {
+    SessionId::parse(raw, config.livechat_min_session_id_chars)
 }
 
-fn message_text(state: &AppState, raw: &str) -> AppResult<MessageText> {
-    MessageText::parse(raw, state.config.livechat_max_message_chars)
+/// `{sessionId, message, timestamp?}` as a session and a text.
+fn chat_text(config: &Config, payload: Payload) -> AppResult<(SessionId, MessageText)> {
+    let payload: ChatText = parse_payload(payload)?;
+    Ok((
+        session_id(config, &payload.session_id)?,
+        MessageText::parse(&payload.message, config.livechat_max_message_chars)?,
+    ))
+}
+
+/// `{sessionId, isTyping}`, checked.
+fn typing_of(config: &Config, payload: Payload) -> AppResult<(SessionId, Typing)> {
+    let payload: Typing = parse_payload(payload)?;
+    Ok((session_id(config, &payload.session_id)?, payload))
+}
+
+/// `{sessionId}`.
+fn session_of(config: &Config, payload: Payload) -> AppResult<SessionId> {
+    let payload: SessionRef = parse_payload(payload)?;
+    session_id(config, &payload.session_id)
 }
 
 /// Where the widget connects from, for sessions it creates: what it says, else
@@ -209,7 +226,7 @@ struct SessionRef {
 
 async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
     let payload: UserConnected = parse_payload(payload)?;
-    let session = session_id(&cx.state, &payload.session_id)?;
+    let session = session_id(&cx.state.config, &payload.session_id)?;
     let visitor = visitor(&cx, payload.ip_address, payload.user_agent);
     service::ensure_session(&cx.state, &session, visitor).await?;
     cx.socket.join(session_room(&session));
@@ -217,9 +234,7 @@ async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
 }
 
 async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
-    let payload: ChatText = parse_payload(payload)?;
-    let session = session_id(&cx.state, &payload.session_id)?;
-    let text = message_text(&cx.state, &payload.message)?;
+    let (session, text) = chat_text(&cx.state.config, payload)?;
     let visitor = visitor(&cx, None, None);
     let state = &cx.state;
     let guard = service::lock(state, &session).await;
@@ -302,17 +317,14 @@ pub fn retry_interrupted_replies(state: &AppState) {
 }
 
 async fn user_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
-    let payload: Typing = parse_payload(payload)?;
-    session_id(&cx.state, &payload.session_id)?;
-    admins(&cx.state).emit("user-typing", &payload).await;
+    let (_, typing) = typing_of(&cx.state.config, payload)?;
+    admins(&cx.state).emit("user-typing", &typing).await;
     Ok(())
 }
 
 async fn admin_reply(cx: EventContext, payload: Payload) -> AppResult<()> {
     require_admin(&cx, "admin-reply").await?;
-    let payload: ChatText = parse_payload(payload)?;
-    let session = session_id(&cx.state, &payload.session_id)?;
-    let text = message_text(&cx.state, &payload.message)?;
+    let (session, text) = chat_text(&cx.state.config, payload)?;
     let _guard = service::lock(&cx.state, &session).await;
     let row = service::record_admin_reply(&cx.state, &session, text).await?;
     deliver_reply(&cx.state, "admin-reply", &row).await;
@@ -321,21 +333,78 @@ async fn admin_reply(cx: EventContext, payload: Payload) -> AppResult<()> {
 
 async fn admin_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
     require_admin(&cx, "admin-typing").await?;
-    let payload: Typing = parse_payload(payload)?;
-    let session = session_id(&cx.state, &payload.session_id)?;
+    let (session, typing) = typing_of(&cx.state.config, payload)?;
     cx.state
         .hub
         .to([session_room(&session)])
-        .emit("admin-typing", &payload)
+        .emit("admin-typing", &typing)
         .await;
     Ok(())
 }
 
 async fn admin_release(cx: EventContext, payload: Payload) -> AppResult<()> {
     require_admin(&cx, "admin-release").await?;
-    let payload: SessionRef = parse_payload(payload)?;
-    let session = session_id(&cx.state, &payload.session_id)?;
+    let session = session_of(&cx.state.config, payload)?;
     service::release(&cx.state, &session).await?;
     admins(&cx.state).emit("chat-list-update", &()).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proptest_json::any_json;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const CODES: [&str; 4] = [
+        "INVALID_PAYLOAD",
+        "INVALID_SESSION_ID",
+        "EMPTY_MESSAGE",
+        "MESSAGE_TOO_LONG",
+    ];
+
+    fn config() -> Config {
+        Config::from_args(Vec::<String>::new()).unwrap()
+    }
+
+    fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
+        if let Err(err) = result {
+            prop_assert!(CODES.contains(&err.code()), "{}", err.code());
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
+            let config = config();
+            clear(chat_text(&config, Ok(value.clone())))?;
+            clear(typing_of(&config, Ok(value.clone())))?;
+            clear(session_of(&config, Ok(value.clone())))?;
+            clear(parse_payload::<UserConnected>(Ok(value.clone()))
+                .and_then(|p| session_id(&config, &p.session_id)))?;
+        }
+
+        #[test]
+        fn payload_shaped_json_is_accepted_or_a_clear_error(
+            session in any_json(), message in any_json(), is_typing in any_json()
+        ) {
+            let config = config();
+            let value = serde_json::json!({ "sessionId": session, "message": message, "isTyping": is_typing });
+            clear(chat_text(&config, Ok(value.clone())))?;
+            clear(typing_of(&config, Ok(value)))?;
+        }
+    }
+
+    #[test]
+    fn unreadable_payloads_are_invalid_payloads() {
+        let config = config();
+        let unreadable: Payload =
+            serde_json::from_str::<Value>("{").map_err(socketioxide::ParserError::new);
+        assert_eq!(
+            chat_text(&config, unreadable).unwrap_err().code(),
+            "INVALID_PAYLOAD"
+        );
+    }
 }

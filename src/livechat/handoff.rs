@@ -35,6 +35,28 @@ pub fn wants_human(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::wants_human;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_answered_without_panicking(text in "\\PC{0,400}|.{0,400}") {
+            let _ = wants_human(&text);
+        }
+
+        #[test]
+        fn the_human_button_is_found_anywhere(before in "[a-z ]{0,40}", after in "[a-z ]{0,40}") {
+            let text = format!("{before} I would like to talk to a human agent {after}");
+            prop_assert!(wants_human(&text));
+        }
+    }
+
+    #[test]
+    fn long_messages_are_answered_quickly() {
+        let text = "talk ".repeat(20_000) + &"x".repeat(100_000);
+        let started = std::time::Instant::now();
+        let _ = wants_human(&text);
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    }
 
     #[test]
     fn recognises_requests_for_a_human() {

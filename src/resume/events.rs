@@ -315,3 +315,48 @@ async fn download_resume(cx: EventContext, _: Payload) -> AppResult<()> {
         .emit("download_resume_data", &json!({ "resumeData": resume }));
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proptest_json::any_json;
+    use proptest::prelude::*;
+
+    fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
+        if let Err(err) = result {
+            prop_assert!(
+                matches!(err.code(), "INVALID_PAYLOAD" | "INVALID_REQUEST"),
+                "{}",
+                err.code()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
+            clear(answer_text(Ok(value.clone())))?;
+            clear(parse_payload::<Upload>(Ok(value.clone())))?;
+            clear(parse_payload::<UserMessage>(Ok(value.clone())))?;
+            clear(parse_payload::<ResumePayload>(Ok(value.clone())))?;
+            if let Ok(update) = parse_payload::<FieldUpdate>(Ok(value.clone()))
+                && schema::is_known_field(&update.field)
+            {
+                let _ = schema::set_field(None, &update.field, update.value.clone());
+                let _ = schema::set_field(Some(&schema::skeleton()), &update.field, update.value);
+            }
+        }
+
+        #[test]
+        fn any_json_normalises_to_the_resume_shape_or_nothing(value in any_json(), other in any_json()) {
+            if let Some(resume) = schema::normalize(&value) {
+                prop_assert!(resume.is_object());
+                prop_assert!(resume.get("Skills").is_some_and(|skills| skills.is_object()));
+                let _ = schema::missing_fields(&resume);
+                let _ = schema::merge(Some(&resume), &other);
+            }
+            let _ = schema::fenced_json(&value.to_string());
+        }
+    }
+}

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 
 use super::schema;
 use crate::{
-    ai::{AiError, ChatMessage, ChatRequest, Role},
+    ai::{AiError, ChatMessage, ChatRequest, OutputFormat, Role},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -224,7 +224,7 @@ pub async fn parse_resume(state: &AppState, raw_text: &str) -> AppResult<Value> 
         ChatMessage::new(Role::System, PARSE_PROMPT),
         ChatMessage::new(Role::User, raw_text),
     ]);
-    request.json_output = true;
+    request.output = OutputFormat::JsonObject;
     request.temperature = Some(0.0);
     let completion = state.ai.default_model().complete(request).await?;
     let parsed: Value = serde_json::from_str(schema::strip_code_fence(&completion.text))

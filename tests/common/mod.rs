@@ -7,7 +7,7 @@
 use std::{net::SocketAddr, time::Duration};
 
 use serde_json::{Value, json};
-use switchboard::{Config, Server, ai::mock::MockAi, auth::Claims, state::AppState};
+use switchboard::{Config, Server, auth::Claims, state::AppState, testkit::mock_ai::MockAi};
 use tokio::sync::oneshot;
 
 pub const ADMIN_EMAIL: &str = "admin@test.local";
@@ -23,7 +23,7 @@ pub struct TestApp {
     pub database_url: String,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    _database: TestDatabase,
+    _database: Option<TestDatabase>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -33,8 +33,15 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the server with extra command-line flags on top of the test defaults.
 pub async fn spawn_app_with(extra_args: &[&str]) -> TestApp {
     let database = TestDatabase::create().await;
+    let mut app = spawn_app_on(&database.url, extra_args).await;
+    app._database = Some(database);
+    app
+}
+
+/// Starts the server on a database the caller owns.
+pub async fn spawn_app_on(database_url: &str, extra_args: &[&str]) -> TestApp {
     let mock = MockAi::start().await.expect("mock AI starts");
-    let server = build_server(&database.url, &mock, extra_args).await;
+    let server = build_server(database_url, &mock, extra_args).await;
     let addr = server.local_addr().expect("bound");
     let state = server.state().clone();
     let (shutdown, on_shutdown) = oneshot::channel::<()>();
@@ -51,10 +58,10 @@ pub async fn spawn_app_with(extra_args: &[&str]) -> TestApp {
         http: reqwest::Client::new(),
         mock,
         state,
-        database_url: database.url.clone(),
+        database_url: database_url.to_owned(),
         shutdown: Some(shutdown),
         server: Some(server),
-        _database: database,
+        _database: None,
     }
 }
 
@@ -225,6 +232,16 @@ impl TestDatabase {
         }
     }
 
+    /// A fresh PostgreSQL database, whatever `TEST_DATABASE_URL` says (for the
+    /// tests that need PostgreSQL itself); `TEST_DATABASE_URL`, else the local server.
+    pub async fn create_postgres() -> Self {
+        let admin_url = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| url.starts_with("postgres"))
+            .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        Self::postgres(admin_url).await
+    }
+
     async fn postgres(admin_url: String) -> Self {
         use sea_orm::{ConnectionTrait, Database};
         let name = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
@@ -268,5 +285,171 @@ impl Drop for TestDatabase {
             })
         })
         .join();
+    }
+}
+
+/// The server as a separate process, for what only a process shows: its
+/// memory, its file-descriptor limit, a SIGKILL.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub base_url: String,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts `switchboard` with the test defaults plus `extra_args`; with
+    /// `open_files`, its open-file limit (soft and hard) is set to that first.
+    pub fn start(
+        database_url: &str,
+        mock: &MockAi,
+        extra_args: &[&str],
+        open_files: Option<u64>,
+    ) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        let mut args = test_args(database_url, mock);
+        args.extend(extra_args.iter().map(|s| (*s).to_owned()));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        if let Some(limit) = open_files {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    rlimit::setrlimit(rlimit::Resource::NOFILE, limit, limit)
+                        .map_err(std::io::Error::other)
+                });
+            }
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                {
+                    let _ = addr_tx.send(addr.trim().to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr: SocketAddr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server logs its address")
+            .parse()
+            .expect("an address");
+        Self {
+            child,
+            addr,
+            base_url: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Resident memory, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process is alive");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS");
+        kib * 1024
+    }
+
+    /// Log lines containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .cloned()
+            .collect()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP proxy the test can cut: stands in for a database or broker that goes
+/// away and comes back on the same address.
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    upstream: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut proxy = Self {
+            addr,
+            upstream,
+            task: None,
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: tokio::net::TcpListener) {
+        let upstream = self.upstream;
+        self.task = Some(tokio::spawn(async move {
+            let mut links = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    continue;
+                };
+                links.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+            // Dropping the task drops `links`, which aborts every link.
+        }));
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    pub fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Accepts again, on the same address.
+    pub async fn restore(&mut self) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_reuseaddr(true).unwrap();
+        socket.bind(self.addr).unwrap();
+        self.serve(socket.listen(128).unwrap());
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.cut();
     }
 }

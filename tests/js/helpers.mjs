@@ -1,6 +1,7 @@
 // Shared helpers for the compatibility tests. The Rust runner
 // (tests/js_compat.rs) starts a fresh server for each test file and passes its
 // address and credentials in the environment.
+import { createHmac } from 'node:crypto';
 import { io } from 'socket.io-client';
 
 export const SERVER_URL = process.env.SWITCHBOARD_URL;
@@ -67,4 +68,25 @@ export async function login(email = ADMIN_EMAIL, password = ADMIN_PASSWORD) {
   });
   if (!response.ok) throw new Error(`login failed: ${response.status}`);
   return response.json();
+}
+
+/** A JSON request to the server; resolves with `{status, body}`. */
+export async function api(path, { token, method = 'GET', body, headers = {} } = {}) {
+  const all = { 'content-type': 'application/json', ...headers };
+  if (token) all.authorization = `Bearer ${token}`;
+  const response = await fetch(`${SERVER_URL}${path}`, {
+    method,
+    headers: all,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** An HS256 JWT with the server's test secret, for forging tokens. */
+export function signJwt(claims) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`;
+  const signature = createHmac('sha256', process.env.JWT_SECRET).update(unsigned).digest('base64url');
+  return `${unsigned}.${signature}`;
 }

@@ -2,26 +2,14 @@
 // console's journeys, hand-off, the admin-takes-over race, and the attacker's side.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac, randomUUID } from 'node:crypto';
-import { SERVER_URL, connect, nextEvent, collect, waitFor, sleep, login } from './helpers.mjs';
+import { randomUUID } from 'node:crypto';
+import { connect, nextEvent, collect, waitFor, sleep, login, api, signJwt } from './helpers.mjs';
 
 const newSessionId = () => `session_${randomUUID()}`;
 
 async function adminSocket() {
   const { accessToken } = await login();
   return { socket: await connect({ auth: { token: accessToken } }), token: accessToken };
-}
-
-async function api(path, { token, method = 'GET', body } = {}) {
-  const headers = { 'content-type': 'application/json' };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(`${SERVER_URL}${path}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
 function assertRow(row, sessionId, senderType, message) {
@@ -348,13 +336,6 @@ test('attacker: a visitor never receives another session’s messages, nor admin
 });
 
 /** An HS256 JWT signed with the server's secret. */
-function signJwt(claims) {
-  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`;
-  const signature = createHmac('sha256', process.env.JWT_SECRET).update(unsigned).digest('base64url');
-  return `${unsigned}.${signature}`;
-}
-
 test('attacker: an expired or forged token makes a visitor', async () => {
   const sessionId = newSessionId();
   const widget = await connect();

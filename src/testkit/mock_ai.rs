@@ -16,6 +16,7 @@
 //! | `[[mock:cut=N]]` | send N chunks, then break the connection |
 //! | `[[mock:hang]]` | send one chunk, then nothing until the client goes away |
 //! | `[[mock:stamp]]` | each word is the time it is sent, in µs since the Unix epoch (for latency measurements) |
+//! | `[[mock:no-schema]]` | refuse `response_format: json_schema` with 400, as providers without structured output do |
 //!
 //! `POST /v1/chatkit/sessions` issues ChatKit sessions (workflow `wf_fail`
 //! fails with 500). Streams send one word a chunk, then a usage chunk when asked for. Every request
@@ -198,6 +199,7 @@ struct Script {
     cut_after: Option<usize>,
     hang: bool,
     stamp: bool,
+    no_schema: bool,
 }
 
 impl Script {
@@ -224,6 +226,7 @@ impl Script {
                 ("cut", Some(n)) => script.cut_after = Some(n as usize),
                 ("hang", _) => script.hang = true,
                 ("stamp", _) => script.stamp = true,
+                ("no-schema", _) => script.no_schema = true,
                 _ => {}
             }
         }
@@ -300,6 +303,9 @@ async fn chat_completions(
     tokio::time::sleep(script.first_byte_delay).await;
     if let Some(status) = script.status {
         return error_response(status);
+    }
+    if script.no_schema && body["response_format"]["type"] == "json_schema" {
+        return error_response(400);
     }
     if let Some(failures) = script.fail_first {
         let mut served = lock(&state.failures_served);

@@ -1,0 +1,296 @@
+//! Accounts from the attacker's and the real clients' side: the coach client's
+//! exact refresh sequence, reuse of a rotated refresh token, the sign-in
+//! budget apart from the general one, which `X-Forwarded-For` counts, and
+//! feedback a model returns in a richer shape than asked.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The `refreshToken` cookie a response sets.
+fn refresh_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix("refreshToken="))
+        .and_then(|value| value.split(';').next())
+        .expect("a refreshToken cookie")
+        .to_owned()
+}
+
+async fn refresh(app: &TestApp, cookie: Option<&str>, body: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.post(app.url("/api/auth/refresh"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", format!("refreshToken={cookie}"));
+    }
+    request = match body {
+        Some(token) => request.json(&json!({ "refreshToken": token })),
+        None => request.json(&json!({})),
+    };
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_coach_clients_refresh_sequence_stays_signed_in() {
+    let app = spawn_app().await;
+    app.register("coach-client@test.local").await;
+    let signed_in = app
+        .login("coach-client@test.local", "correct horse battery")
+        .await;
+    let mut jar = refresh_cookie(&signed_in);
+    let body: Value = signed_in.json().await.unwrap();
+    // The client keeps the sign-in's refresh token in its body forever.
+    let first_body_token = body["refreshToken"].as_str().unwrap().to_owned();
+    for round in 1..=3 {
+        let refreshed = refresh(&app, Some(&jar), Some(&first_body_token)).await;
+        assert_eq!(refreshed.status(), StatusCode::OK, "refresh {round}");
+        jar = refresh_cookie(&refreshed);
+        let tokens: Value = refreshed.json().await.unwrap();
+        let access = tokens["accessToken"].as_str().unwrap();
+        assert_eq!(
+            app.get_auth("/api/auth/verify", access).await.status(),
+            StatusCode::OK
+        );
+    }
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_its_family() {
+    let app = spawn_app().await;
+    let first: Value = app.register("reuse@test.local").await;
+    let stolen = first["refreshToken"].as_str().unwrap();
+    let rotated = refresh(&app, None, Some(stolen)).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let newer: Value = rotated.json().await.unwrap();
+    let newer = newer["refreshToken"].as_str().unwrap();
+
+    let replayed = refresh(&app, None, Some(stolen)).await;
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+    let error: Value = replayed.json().await.unwrap();
+    assert_eq!(error["code"], "INVALID_REFRESH_TOKEN");
+    assert_eq!(
+        refresh(&app, None, Some(newer)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the newer token of the family is revoked too"
+    );
+    // Another sign-in is another family and unaffected.
+    let other = app.login("reuse@test.local", "correct horse battery").await;
+    let other: Value = other.json().await.unwrap();
+    assert_eq!(
+        refresh(&app, None, other["refreshToken"].as_str())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_stale_body_token_beside_a_valid_cookie_is_not_reuse() {
+    let app = spawn_app().await;
+    let first: Value = app.register("stale@test.local").await;
+    let first_token = first["refreshToken"].as_str().unwrap();
+    let rotated = refresh(&app, Some(first_token), None).await;
+    let cookie = refresh_cookie(&rotated);
+    // The stale first token rides along in the body: ignored, no revocation.
+    let again = refresh(&app, Some(&cookie), Some(first_token)).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    let latest = refresh_cookie(&again);
+    assert_eq!(
+        refresh(&app, Some(&latest), None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn sign_ins_have_their_own_budget_per_address_and_per_account() {
+    let app = spawn_app_with(&[
+        "--rate-limit-max-requests",
+        "1000000",
+        "--login-rate-limit-per-ip",
+        "6",
+        "--login-rate-limit-per-account",
+        "3",
+    ])
+    .await;
+    let statuses = async |email: &str, times: usize| {
+        let mut statuses = Vec::new();
+        for _ in 0..times {
+            statuses.push(app.login(email, "wrong password").await.status());
+        }
+        statuses
+    };
+    // One account: three attempts, then refused (with Retry-After).
+    assert_eq!(
+        statuses(ADMIN_EMAIL, 4).await,
+        [401, 401, 401, 429].map(|s| StatusCode::from_u16(s).unwrap())
+    );
+    // Other accounts from the same address: the address's budget (6) runs out.
+    let others = statuses("someone@test.local", 2).await;
+    assert_eq!(others, [StatusCode::UNAUTHORIZED; 2]);
+    let refused = app.login("third@test.local", "wrong password").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "RATE_LIMITED");
+    // The general budget is untouched.
+    assert_eq!(app.get("/api/conversations").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_general_budget_does_not_count_sign_ins() {
+    let app = spawn_app_with(&["--rate-limit-max-requests", "2"]).await;
+    for _ in 0..4 {
+        assert_eq!(
+            app.login(ADMIN_EMAIL, "wrong password").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(app.get("/api/conversations").await.status(), StatusCode::OK);
+}
+
+async fn with_forwarded_for(app: &TestApp, client: &str) -> StatusCode {
+    app.http
+        .get(app.url("/api/conversations"))
+        .header("x-forwarded-for", client)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_trusted_proxies() {
+    let behind_proxy = spawn_app_with(&[
+        "--rate-limit-max-requests",
+        "2",
+        "--trusted-proxies",
+        "127.0.0.1/32",
+    ])
+    .await;
+    assert_eq!(
+        with_forwarded_for(&behind_proxy, "198.51.100.1").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_forwarded_for(&behind_proxy, "198.51.100.1").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_forwarded_for(&behind_proxy, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        with_forwarded_for(&behind_proxy, "198.51.100.2").await,
+        StatusCode::OK,
+        "another client behind the proxy has its own budget"
+    );
+
+    // Without trusted proxies the header is the client's word: ignored.
+    let exposed = spawn_app_with(&["--rate-limit-max-requests", "2"]).await;
+    assert_eq!(
+        with_forwarded_for(&exposed, "198.51.100.1").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_forwarded_for(&exposed, "198.51.100.2").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        with_forwarded_for(&exposed, "198.51.100.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn feedback_with_objects_where_strings_were_described_is_accepted() {
+    let app = spawn_app().await;
+    let token = app.new_user_token("feedback@test.local").await;
+    let session: Value = app
+        .http
+        .post(app.url("/api/sessions"))
+        .bearer_auth(&token)
+        .json(&json!({ "featureType": "interview" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = session["id"].as_i64().unwrap();
+    let rich = json!({
+        "score": 81,
+        "communication": { "strengths": "Clear", "improvements": "Slow down" },
+        "content": { "structure": "Good" },
+        "bodyLanguage": { "posture": "Upright" },
+        "highlights": [{ "moment": "Opening", "why": "Confident" }],
+        "actionItems": "Practise the close",
+    });
+    let transcript = format!("[[mock:reply]]{rich}[[/mock:reply]]");
+    app.http
+        .patch(app.url(&format!("/api/sessions/{id}")))
+        .bearer_auth(&token)
+        .json(&json!({ "transcript": transcript }))
+        .send()
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .post(app.url("/api/gemini/generate-feedback"))
+        .bearer_auth(&token)
+        .json(&json!({ "sessionId": id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let feedback: Value = response.json().await.unwrap();
+    assert_eq!(feedback["score"], 81.0);
+    assert_eq!(
+        feedback["communication"],
+        "strengths: Clear; improvements: Slow down"
+    );
+    assert_eq!(feedback["bodyLanguage"], "posture: Upright");
+    assert_eq!(
+        feedback["highlights"],
+        json!(["moment: Opening; why: Confident"])
+    );
+    assert_eq!(feedback["actionItems"], json!(["Practise the close"]));
+    // It was asked for as structured output.
+    let asked = app.mock.requests().last().unwrap().body.clone();
+    assert_eq!(asked["response_format"]["type"], "json_schema");
+    assert_eq!(
+        asked["response_format"]["json_schema"]["name"],
+        "session_feedback"
+    );
+
+    // A provider without structured output is asked for a plain JSON object.
+    let transcript = format!("[[mock:no-schema]][[mock:reply]]{rich}[[/mock:reply]]");
+    app.http
+        .patch(app.url(&format!("/api/sessions/{id}")))
+        .bearer_auth(&token)
+        .json(&json!({ "transcript": transcript }))
+        .send()
+        .await
+        .unwrap();
+    let response = app
+        .http
+        .post(app.url("/api/gemini/generate-feedback"))
+        .bearer_auth(&token)
+        .json(&json!({ "sessionId": id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let asked: Vec<Value> = app
+        .mock
+        .requests()
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| r.body["response_format"]["type"].clone())
+        .collect();
+    assert_eq!(asked, [json!("json_object"), json!("json_schema")]);
+}

@@ -1,0 +1,185 @@
+//! The process killed with SIGKILL and started again on the same database:
+//! every acknowledged live-chat message is there, an assistant reply that was
+//! streaming is marked `interrupted` with what was saved, and a live-chat AI
+//! answer that was being generated is generated again. Runs on SQLite, and on
+//! PostgreSQL with `TEST_DATABASE_URL`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard::testkit::{
+    mock_ai::MockAi,
+    sio::{Incoming, SioClient},
+};
+
+const FAST_EVENTS: [&str; 4] = [
+    "--socket-events-per-sec",
+    "100000",
+    "--socket-event-burst",
+    "100000",
+];
+
+async fn get_json(url: String) -> Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_message_survives_a_sigkill() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut server = ServerProcess::start(&database.url, &mock, &FAST_EVENTS, None);
+    let token: Value = reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    reqwest::Client::new()
+        .post(server.url("/api/ai/toggle"))
+        .bearer_auth(token["accessToken"].as_str().unwrap())
+        .json(&json!({ "isEnabled": false }))
+        .send()
+        .await
+        .unwrap();
+
+    // Four widgets send as fast as they can; the server is killed the moment
+    // the last acknowledgement arrives.
+    let mut acknowledged: Vec<(String, i64)> = Vec::new();
+    let mut widgets = Vec::new();
+    for widget in 0..4 {
+        widgets.push((
+            format!("durable-session-{widget}"),
+            SioClient::connect(&server.base_url, None).await.unwrap(),
+        ));
+    }
+    for (session, client) in &mut widgets {
+        for i in 0..100 {
+            client
+                .emit(
+                    "user-message",
+                    &json!({ "sessionId": session, "message": format!("message {i}") }),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    for (session, client) in &mut widgets {
+        while acknowledged.iter().filter(|(s, _)| s == session).count() < 100 {
+            if let Incoming::Event { name, data } = client.next().await.unwrap()
+                && name == "message-received"
+            {
+                acknowledged.push((session.clone(), data["id"].as_i64().unwrap()));
+            }
+        }
+    }
+    server.kill();
+
+    let server = ServerProcess::start(&database.url, &mock, &FAST_EVENTS, None);
+    for (session, _) in &widgets {
+        let stored = get_json(server.url(&format!("/api/messages/{session}"))).await;
+        let stored: Vec<i64> = stored
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["id"].as_i64().unwrap())
+            .collect();
+        let expected: Vec<i64> = acknowledged
+            .iter()
+            .filter(|(s, _)| s == session)
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(
+            stored, expected,
+            "{session}: every acknowledged message, in order"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_streaming_when_the_process_died_is_marked_interrupted() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut server =
+        ServerProcess::start(&database.url, &mock, &["--stream-persist-ms", "200"], None);
+    let mut client = SioClient::connect(&server.base_url, None).await.unwrap();
+    client
+        .emit(
+            "stream_chat",
+            &json!({ "message": "a long answer please [[mock:words=300]] [[mock:delay=20]]" }),
+        )
+        .await
+        .unwrap();
+    let started = client.next_named("stream_start").await.unwrap();
+    let conversation = started["conversationId"].as_str().unwrap().to_owned();
+    let message = started["messageId"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.kill();
+
+    let server = ServerProcess::start(&database.url, &mock, &[], None);
+    let view = get_json(server.url(&format!("/api/conversations/{conversation}"))).await;
+    let reply = view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == message.as_str())
+        .expect("the reply is kept")
+        .clone();
+    assert_eq!(reply["status"], "interrupted");
+    let content = reply["content"].as_str().unwrap();
+    assert!(
+        content.starts_with("w1 w2 w3"),
+        "what was saved is kept: {content:?}"
+    );
+    assert!(!content.contains("w300"), "it was cut off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_chat_answer_cut_off_by_a_crash_is_generated_again() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut server = ServerProcess::start(&database.url, &mock, &[], None);
+    let session = "crash-session-0001";
+    let mut widget = SioClient::connect(&server.base_url, None).await.unwrap();
+    widget
+        .emit(
+            "user-message",
+            &json!({ "sessionId": session, "message": "slow one [[mock:first-byte-delay=1500]]" }),
+        )
+        .await
+        .unwrap();
+    widget.next_named("message-received").await.unwrap();
+    widget.next_named("ai-thinking").await.unwrap();
+    server.kill();
+
+    let server = ServerProcess::start(&database.url, &mock, &[], None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = get_json(server.url(&format!("/api/messages/{session}"))).await;
+        let senders: Vec<&str> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["senderType"].as_str().unwrap())
+            .collect();
+        if senders == ["user", "ai"] {
+            assert_eq!(rows[1]["message"], "Mock reply: slow one");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer after the restart: {senders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        !server
+            .log_lines("answering live-chat messages a stop interrupted")
+            .is_empty()
+    );
+}
