@@ -129,7 +129,8 @@ pub async fn serve(
         let io = TokioIo::new(Connection::new(stream, slot, limits.stall_timeout));
         let service = router
             .clone()
-            .map_request(move |mut request: Request<Incoming>| {
+            .map_request(move |request: Request<Incoming>| {
+                let mut request = crate::socket::own_request_parts(request);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });

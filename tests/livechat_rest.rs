@@ -25,7 +25,7 @@ async fn seed(app: &TestApp, session_id: &str, texts: &[&str]) -> Vec<i32> {
             &app.state,
             &sid(session_id),
             MessageText::parse(text, 100).unwrap(),
-            Visitor::default(),
+            Visitor::default,
         )
         .await
         .unwrap();

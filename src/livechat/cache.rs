@@ -18,6 +18,8 @@ use quick_cache::sync::Cache;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionFacts {
     pub handed_off: bool,
+    /// The second (Unix time) its `last_active` was last written; 0 when unknown.
+    pub active_second: i64,
 }
 
 pub struct HotState {

@@ -233,15 +233,21 @@ async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
     Ok(())
 }
 
+/// `message-received {id}`: the visitor's message is stored.
+#[derive(Serialize)]
+struct Received {
+    id: i32,
+}
+
 async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
     let (session, text) = chat_text(&cx.state.config, payload)?;
-    let visitor = visitor(&cx, None, None);
     let state = &cx.state;
     let guard = service::lock(state, &session).await;
-    let (row, follow_up) = service::record_user_message(state, &session, text, visitor).await?;
+    let (row, follow_up) =
+        service::record_user_message(state, &session, text, || visitor(&cx, None, None)).await?;
     cx.socket.join(session_room(&session));
     admins(state).emit("user-message", &row).await;
-    cx.socket.emit("message-received", &json!({ "id": row.id }));
+    cx.socket.emit("message-received", &Received { id: row.id });
     match follow_up {
         FollowUp::Handoff => {
             let outcome = service::hand_off(state, &session).await?;

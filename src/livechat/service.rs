@@ -6,7 +6,7 @@
 //! settings are read from the [`HotState`] cache (the database holds the
 //! truth, see [`super::cache`]).
 
-use std::{hash::BuildHasher, sync::Arc, time::Duration};
+use std::{hash::BuildHasher, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use entity::{ai_config, chat_message, chat_session};
@@ -21,7 +21,7 @@ use super::{
     cache::HotState,
     domain::{MessageText, MessageView, SessionId, Visitor},
     handoff,
-    store::{BatchLimits, HandedOff, Writer},
+    store::{HandedOff, Writer},
 };
 use crate::{
     ai::{ChatMessage, ChatRequest, ProviderName, Role},
@@ -50,12 +50,8 @@ pub struct Livechat {
 impl Livechat {
     pub fn new(db: DatabaseConnection, config: &Config) -> Self {
         let cache = Arc::new(HotState::new(config.livechat_session_cache));
-        let limits = BatchLimits {
-            max_rows: config.livechat_batch_max_rows,
-            window: Duration::from_micros(config.livechat_batch_window_us),
-        };
         Self {
-            writer: Writer::start(db, cache.clone(), limits),
+            writer: Writer::start(db, config, cache.clone()),
             cache,
             locks: SessionLocks::new(LOCK_STRIPES),
         }
@@ -163,16 +159,23 @@ pub enum FollowUp {
     None,
 }
 
-/// Stores a visitor's message (creating the session when new) and decides what follows it.
+/// Stores a visitor's message (creating the session when new, with the
+/// details `visitor` gives) and decides what follows it.
 pub async fn record_user_message(
     state: &AppState,
     session: &SessionId,
     text: MessageText,
-    visitor: Visitor,
+    visitor: impl FnOnce() -> Visitor,
 ) -> AppResult<(MessageView, FollowUp)> {
     let wants_human = handoff::wants_human(text.as_str());
     let ai_wanted = !wants_human && ai_settings(state).await?.is_enabled;
-    let stored = flow(state)
+    let livechat = flow(state);
+    // Only a session that may be new needs the visitor's details.
+    let visitor = match livechat.cache.session(session.as_str()) {
+        Some(_) => Visitor::default(),
+        None => visitor(),
+    };
+    let stored = livechat
         .writer
         .user_message(session, visitor, text, ai_wanted)
         .await?;

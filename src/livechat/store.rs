@@ -1,4 +1,4 @@
-//! The live-chat writer: one task per database takes the pending writes of
+//! The live-chat writer: one writer per database takes the pending writes of
 //! every socket and commits them together (group commit).
 //!
 //! Callers hold a cheap [`Writer`] handle; each call sends an operation with a
@@ -8,8 +8,15 @@
 //! waiting at most `LIVECHAT_BATCH_WINDOW_US` for more) into one transaction:
 //! consecutive visitor messages become one multi-row `INSERT … RETURNING`, and
 //! the `last_active` updates of the batch one `UPDATE … WHERE session_id IN`.
+//! `last_active` is kept to the second: a session written in the current
+//! second is not written again, which spares the index on it most updates.
 //! While a batch commits the next one fills, so under load a commit carries
 //! many messages and the per-message cost of the database falls.
+//!
+//! On SQLite the writer is a thread of its own with its own connection to the
+//! file, which runs each transaction without leaving the thread (see
+//! [`crate::store::executor`]); elsewhere it is a task using the pool. Both run
+//! the same statements, built here once.
 //!
 //! After each commit the writer updates the hot state ([`HotState`]), so the
 //! cache is written through. A batch that fails for a reason other than a
@@ -25,8 +32,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use entity::{chat_message, chat_session};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, TransactionTrait,
+    ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
     sea_query::{Expr, OnConflict, Query},
 };
 use tokio::sync::{mpsc, oneshot};
@@ -35,7 +41,11 @@ use super::{
     cache::{HotState, SessionFacts},
     domain::{MessageText, MessageView, Sender, SessionId, Visitor},
 };
-use crate::error::{AppError, AppResult, database_unreachable};
+use crate::{
+    config::Config,
+    error::{AppError, AppResult, database_unreachable},
+    store::executor::{PooledExecutor, SqliteExecutor, TxnExecutor},
+};
 
 /// Operations waiting for the writer; callers beyond it wait to queue.
 const QUEUE_CAPACITY: usize = 8192;
@@ -132,10 +142,31 @@ struct Pending {
 }
 
 impl Writer {
-    /// Starts the writer task on `db`.
-    pub fn start(db: DatabaseConnection, cache: Arc<HotState>, limits: BatchLimits) -> Self {
+    /// Starts the writer of `db`: a thread with its own connection for a SQLite
+    /// file, else a task on the pool.
+    pub fn start(db: DatabaseConnection, config: &Config, cache: Arc<HotState>) -> Self {
+        let limits = BatchLimits {
+            max_rows: config.livechat_batch_max_rows.max(1),
+            window: Duration::from_micros(config.livechat_batch_window_us),
+        };
         let (ops, queue) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(db, cache, queue, limits));
+        let own_connection = crate::store::sqlite_file(&config.database_url)
+            .map(|path| SqliteExecutor::open(&path, config));
+        match own_connection {
+            Some(Ok(executor)) => {
+                let runtime = tokio::runtime::Handle::current();
+                std::thread::Builder::new()
+                    .name("livechat-writer".to_owned())
+                    .spawn(move || run_on_thread(executor, cache, queue, limits, runtime))
+                    .expect("the live-chat writer thread starts");
+            }
+            other => {
+                if let Some(Err(err)) = other {
+                    tracing::warn!(%err, "the live-chat writer uses the pool: its own SQLite connection failed");
+                }
+                tokio::spawn(run(PooledExecutor::new(db), cache, queue, limits));
+            }
+        }
         Self { ops }
     }
 
@@ -266,34 +297,65 @@ fn unexpected(output: Output) -> AppError {
     AppError::Internal(format!("the live-chat writer answered {output:?}"))
 }
 
-async fn run(
-    db: DatabaseConnection,
+/// The writer as a task: waits for work, drains the queue, commits.
+async fn run<E: TxnExecutor>(
+    mut executor: E,
     cache: Arc<HotState>,
     mut queue: mpsc::Receiver<Pending>,
     limits: BatchLimits,
 ) {
-    let max_rows = limits.max_rows.max(1);
-    let mut batch = Vec::with_capacity(max_rows);
-    while queue.recv_many(&mut batch, max_rows).await > 0 {
-        if !limits.window.is_zero() {
-            let deadline = tokio::time::Instant::now() + limits.window;
-            while batch.len() < max_rows {
-                let room = max_rows - batch.len();
-                match tokio::time::timeout_at(deadline, queue.recv_many(&mut batch, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
+    let mut batch = Vec::with_capacity(limits.max_rows);
+    while queue.recv_many(&mut batch, limits.max_rows).await > 0 {
+        fill(&mut queue, &mut batch, limits).await;
+        commit(&mut executor, &cache, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// The writer as a thread: the same loop, with the transaction run in place.
+fn run_on_thread(
+    mut executor: SqliteExecutor,
+    cache: Arc<HotState>,
+    mut queue: mpsc::Receiver<Pending>,
+    limits: BatchLimits,
+    runtime: tokio::runtime::Handle,
+) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = Vec::with_capacity(limits.max_rows);
+        batch.push(first);
+        while batch.len() < limits.max_rows {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
             }
         }
-        commit(&db, &cache, std::mem::take(&mut batch)).await;
-        batch.reserve(max_rows);
+        if !limits.window.is_zero() {
+            runtime.block_on(fill(&mut queue, &mut batch, limits));
+        }
+        // The executor never waits on I/O readiness: its futures finish at once.
+        futures::executor::block_on(commit(&mut executor, &cache, batch));
+        executor.between_batches();
+    }
+}
+
+/// Waits up to the batch window for more operations, while the batch is not full.
+async fn fill(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, limits: BatchLimits) {
+    if limits.window.is_zero() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + limits.window;
+    while batch.len() < limits.max_rows {
+        let room = limits.max_rows - batch.len();
+        match tokio::time::timeout_at(deadline, queue.recv_many(batch, room)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
     }
 }
 
 /// Commits `batch` and answers each caller.
-async fn commit(db: &DatabaseConnection, cache: &HotState, batch: Vec<Pending>) {
+async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<Pending>) {
     let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
-    match apply(db, cache, &ops).await {
+    match apply(executor, cache, &ops).await {
         Ok((outputs, facts)) => {
             remember(cache, facts);
             for (reply, output) in replies.into_iter().zip(outputs) {
@@ -303,7 +365,7 @@ async fn commit(db: &DatabaseConnection, cache: &HotState, batch: Vec<Pending>) 
         Err(err) if ops.len() > 1 && !database_unreachable(&err) => {
             tracing::warn!(%err, rows = ops.len(), "a live-chat batch failed; retrying it row by row");
             for (op, reply) in ops.into_iter().zip(replies) {
-                let result = match apply(db, cache, std::slice::from_ref(&op)).await {
+                let result = match apply(executor, cache, std::slice::from_ref(&op)).await {
                     Ok((mut outputs, facts)) => {
                         remember(cache, facts);
                         outputs
@@ -333,35 +395,53 @@ fn remember(cache: &HotState, facts: HashMap<String, SessionFacts>) {
 type Facts = HashMap<String, SessionFacts>;
 
 /// Applies `ops` in order in one transaction.
-async fn apply(
-    db: &DatabaseConnection,
+async fn apply<E: TxnExecutor>(
+    executor: &mut E,
     cache: &HotState,
     ops: &[Op],
 ) -> Result<(Vec<Output>, Facts), DbErr> {
     let now = Utc::now();
-    let txn = db.begin().await?;
+    executor.begin().await?;
     let mut facts = Facts::new();
+    match apply_in_transaction(executor, cache, ops, now, &mut facts).await {
+        Ok(outputs) => {
+            executor.commit().await?;
+            Ok((outputs, facts))
+        }
+        Err(err) => {
+            executor.rollback().await;
+            Err(err)
+        }
+    }
+}
+
+async fn apply_in_transaction<E: TxnExecutor>(
+    executor: &mut E,
+    cache: &HotState,
+    ops: &[Op],
+    now: DateTime<Utc>,
+    facts: &mut Facts,
+) -> Result<Vec<Output>, DbErr> {
     let mut outputs = Vec::with_capacity(ops.len());
     let mut rest = ops;
     while !rest.is_empty() {
         let visitors = rest.iter().take_while(|op| op.is_visitor()).count();
         if visitors > 0 {
             let (group, tail) = rest.split_at(visitors);
-            outputs.extend(apply_visitor_group(&txn, cache, group, now, &mut facts).await?);
+            outputs.extend(apply_visitor_group(executor, cache, group, now, facts).await?);
             rest = tail;
         } else {
-            outputs.push(apply_one(&txn, cache, &rest[0], now, &mut facts).await?);
+            outputs.push(apply_one(executor, cache, &rest[0], now, facts).await?);
             rest = &rest[1..];
         }
     }
-    txn.commit().await?;
-    Ok((outputs, facts))
+    Ok(outputs)
 }
 
 /// Visitor messages and session announcements: sessions created in one
 /// statement, messages inserted in one, `last_active` set in one.
-async fn apply_visitor_group(
-    txn: &DatabaseTransaction,
+async fn apply_visitor_group<E: TxnExecutor>(
+    executor: &mut E,
     cache: &HotState,
     group: &[Op],
     now: DateTime<Utc>,
@@ -390,7 +470,7 @@ async fn apply_visitor_group(
         }
     }
     if !unseen.is_empty() {
-        learn_sessions(txn, &unseen, now, facts).await?;
+        learn_sessions(executor, &unseen, now, facts).await?;
     }
 
     let messages: Vec<(&SessionId, &MessageText)> = group
@@ -401,20 +481,30 @@ async fn apply_visitor_group(
         })
         .collect();
     let ids = insert_messages(
-        txn,
+        executor,
         messages
             .iter()
             .map(|(session, text)| (*session, Sender::User, *text)),
         now,
     )
     .await?;
-    if !messages.is_empty() {
-        let active: HashSet<&str> = messages.iter().map(|(s, _)| s.as_str()).collect();
-        chat_session::Entity::update_many()
+    let second = now.timestamp();
+    let stale: HashSet<&str> = messages
+        .iter()
+        .map(|(session, _)| session.as_str())
+        .filter(|session| facts.get(*session).is_none_or(|f| f.active_second < second))
+        .collect();
+    if !stale.is_empty() {
+        let touch = chat_session::Entity::update_many()
             .col_expr(chat_session::Column::LastActive, Expr::value(now))
-            .filter(chat_session::Column::SessionId.is_in(active))
-            .exec(txn)
-            .await?;
+            .filter(chat_session::Column::SessionId.is_in(stale.iter().copied()))
+            .build(executor.backend());
+        executor.execute(touch).await?;
+        for session in stale {
+            if let Some(facts) = facts.get_mut(session) {
+                facts.active_second = second;
+            }
+        }
     }
 
     let mut ids = ids.into_iter();
@@ -446,21 +536,21 @@ async fn apply_visitor_group(
         }
     }
     if !waiting_for_ai.is_empty() {
-        chat_session::Entity::update_many()
+        let mark = chat_session::Entity::update_many()
             .col_expr(
                 chat_session::Column::AiReplyPendingAt,
                 Expr::value(Some(now)),
             )
             .filter(chat_session::Column::SessionId.is_in(waiting_for_ai))
-            .exec(txn)
-            .await?;
+            .build(executor.backend());
+        executor.execute(mark).await?;
     }
     Ok(outputs)
 }
 
 /// Creates the sessions that are new and reads the hand-off flag of the others.
-async fn learn_sessions(
-    txn: &DatabaseTransaction,
+async fn learn_sessions<E: TxnExecutor>(
+    executor: &mut E,
     sessions: &[(&SessionId, &Visitor)],
     now: DateTime<Utc>,
     facts: &mut Facts,
@@ -491,14 +581,20 @@ async fn learn_sessions(
                 .to_owned(),
         )
         .returning_col(chat_session::Column::SessionId);
-    let created: HashSet<String> = txn
-        .query_all(&insert)
+    let created: HashSet<String> = executor
+        .query(executor.backend().build(&insert))
         .await?
-        .iter()
-        .map(|row| row.try_get::<String>("", "session_id"))
+        .into_iter()
+        .map(|mut row| row.swap_remove(0).text())
         .collect::<Result<_, _>>()?;
     for session in &created {
-        facts.insert(session.clone(), SessionFacts { handed_off: false });
+        facts.insert(
+            session.clone(),
+            SessionFacts {
+                handed_off: false,
+                active_second: now.timestamp(),
+            },
+        );
     }
     let existing: Vec<&str> = sessions
         .iter()
@@ -506,24 +602,35 @@ async fn learn_sessions(
         .filter(|session| !created.contains(*session))
         .collect();
     if !existing.is_empty() {
-        let flags: Vec<(String, bool)> = chat_session::Entity::find()
+        let select = chat_session::Entity::find()
             .select_only()
             .column(chat_session::Column::SessionId)
             .column(chat_session::Column::HandedOffToAdmin)
             .filter(chat_session::Column::SessionId.is_in(existing))
-            .into_tuple()
-            .all(txn)
-            .await?;
-        for (session, handed_off) in flags {
-            facts.insert(session, SessionFacts { handed_off });
+            .build(executor.backend());
+        for row in executor.query(select).await? {
+            let mut row = row.into_iter();
+            let (Some(session), Some(flag)) = (row.next(), row.next()) else {
+                return Err(DbErr::Custom(
+                    "a session row without its columns".to_owned(),
+                ));
+            };
+            let (session, handed_off) = (session.text()?, flag.flag()?);
+            facts.insert(
+                session,
+                SessionFacts {
+                    handed_off,
+                    active_second: 0,
+                },
+            );
         }
     }
     Ok(())
 }
 
 /// Inserts the messages in one statement; their ids, in the order given.
-async fn insert_messages<'a>(
-    txn: &DatabaseTransaction,
+async fn insert_messages<'a, E: TxnExecutor>(
+    executor: &mut E,
     messages: impl Iterator<Item = (&'a SessionId, Sender, &'a MessageText)>,
     now: DateTime<Utc>,
 ) -> Result<Vec<i32>, DbErr> {
@@ -550,11 +657,17 @@ async fn insert_messages<'a>(
         return Ok(Vec::new());
     }
     insert.returning_col(chat_message::Column::Id);
-    let mut ids: Vec<i32> = txn
-        .query_all(&insert)
+    let mut ids: Vec<i32> = executor
+        .query(executor.backend().build(&insert))
         .await?
         .iter()
-        .map(|row| row.try_get::<i32>("", "id"))
+        .map(|row| {
+            let id = row
+                .first()
+                .ok_or_else(|| DbErr::Custom("no id".to_owned()))?
+                .int()?;
+            i32::try_from(id).map_err(|_| DbErr::Custom(format!("message id {id} overflows")))
+        })
         .collect::<Result<_, _>>()?;
     // Ids grow in the order the rows were given, whatever order RETURNING lists them in.
     ids.sort_unstable();
@@ -585,21 +698,21 @@ fn view(
 }
 
 /// Inserts one message of the server's side and returns it.
-async fn insert_one(
-    txn: &DatabaseTransaction,
+async fn insert_one<E: TxnExecutor>(
+    executor: &mut E,
     session: &SessionId,
     sender: Sender,
     text: &MessageText,
     now: DateTime<Utc>,
 ) -> Result<MessageView, DbErr> {
-    let ids = insert_messages(txn, std::iter::once((session, sender, text)), now).await?;
+    let ids = insert_messages(executor, std::iter::once((session, sender, text)), now).await?;
     Ok(view(ids[0], session, sender, text, now))
 }
 
 /// Updates the session's row; how many rows matched (0: no such session, or
 /// the condition did not hold).
-async fn update_session(
-    txn: &DatabaseTransaction,
+async fn update_session<E: TxnExecutor>(
+    executor: &mut E,
     session: &SessionId,
     set: &[(chat_session::Column, Expr)],
     only_if_handed_off: Option<bool>,
@@ -612,11 +725,35 @@ async fn update_session(
     if let Some(handed_off) = only_if_handed_off {
         update = update.filter(chat_session::Column::HandedOffToAdmin.eq(handed_off));
     }
-    Ok(update.exec(txn).await?.rows_affected)
+    let update = update.build(executor.backend());
+    executor.execute(update).await
 }
 
-async fn apply_one(
-    txn: &DatabaseTransaction,
+/// Records a session's hand-off flag in the transaction's facts; `touched`:
+/// its `last_active` was written in that second.
+fn note(
+    facts: &mut Facts,
+    cache: &HotState,
+    session: &SessionId,
+    handed_off: bool,
+    touched: Option<i64>,
+) {
+    let known = facts
+        .get(session.as_str())
+        .copied()
+        .or_else(|| cache.session(session.as_str()));
+    let active_second = touched.unwrap_or_else(|| known.map_or(0, |f| f.active_second));
+    facts.insert(
+        session.as_str().to_owned(),
+        SessionFacts {
+            handed_off,
+            active_second,
+        },
+    );
+}
+
+async fn apply_one<E: TxnExecutor>(
+    executor: &mut E,
     cache: &HotState,
     op: &Op,
     now: DateTime<Utc>,
@@ -627,7 +764,7 @@ async fn apply_one(
     match op {
         Op::Ensure { .. } | Op::User { .. } => {
             let mut outputs =
-                apply_visitor_group(txn, cache, std::slice::from_ref(op), now, facts).await?;
+                apply_visitor_group(executor, cache, std::slice::from_ref(op), now, facts).await?;
             outputs
                 .pop()
                 .ok_or_else(|| DbErr::Custom("no output".to_owned()))
@@ -637,15 +774,12 @@ async fn apply_one(
                 (HandedOffToAdmin, Expr::value(true)),
                 (LastActive, Expr::value(now)),
             ];
-            if update_session(txn, session, &set, None).await? == 0 {
+            if update_session(executor, session, &set, None).await? == 0 {
                 return Ok(Output::Missing);
             }
-            facts.insert(
-                session.as_str().to_owned(),
-                SessionFacts { handed_off: true },
-            );
+            note(facts, cache, session, true, Some(now.timestamp()));
             Ok(Output::Row(
-                insert_one(txn, session, Sender::Admin, text, now).await?,
+                insert_one(executor, session, Sender::Admin, text, now).await?,
             ))
         }
         Op::Ai { session, text } => {
@@ -653,10 +787,10 @@ async fn apply_one(
                 (LastActive, Expr::value(now)),
                 (AiReplyPendingAt, Expr::value(no_time)),
             ];
-            if update_session(txn, session, &set, Some(false)).await? == 0 {
+            if update_session(executor, session, &set, Some(false)).await? == 0 {
                 // A human took over meanwhile: the answer is dropped.
                 update_session(
-                    txn,
+                    executor,
                     session,
                     &[(AiReplyPendingAt, Expr::value(no_time))],
                     None,
@@ -664,16 +798,13 @@ async fn apply_one(
                 .await?;
                 return Ok(Output::MaybeRow(None));
             }
-            facts.insert(
-                session.as_str().to_owned(),
-                SessionFacts { handed_off: false },
-            );
-            let row = insert_one(txn, session, Sender::Ai, text, now).await?;
+            note(facts, cache, session, false, Some(now.timestamp()));
+            let row = insert_one(executor, session, Sender::Ai, text, now).await?;
             Ok(Output::MaybeRow(Some(row)))
         }
         Op::HandOff { session, notice } => {
             let first = update_session(
-                txn,
+                executor,
                 session,
                 &[(HandedOffToAdmin, Expr::value(true))],
                 Some(false),
@@ -681,18 +812,22 @@ async fn apply_one(
             .await?
                 > 0;
             if !first
-                && update_session(txn, session, &[(HandedOffToAdmin, Expr::value(true))], None)
-                    .await?
+                && update_session(
+                    executor,
+                    session,
+                    &[(HandedOffToAdmin, Expr::value(true))],
+                    None,
+                )
+                .await?
                     == 0
             {
                 return Ok(Output::Missing);
             }
-            facts.insert(
-                session.as_str().to_owned(),
-                SessionFacts { handed_off: true },
-            );
+            note(facts, cache, session, true, None);
             let notice = match (first, notice) {
-                (true, Some(text)) => Some(insert_one(txn, session, Sender::Ai, text, now).await?),
+                (true, Some(text)) => {
+                    Some(insert_one(executor, session, Sender::Ai, text, now).await?)
+                }
                 _ => None,
             };
             Ok(Output::HandedOff(HandedOff { first, notice }))
@@ -702,7 +837,7 @@ async fn apply_one(
             handed_off,
         } => {
             if update_session(
-                txn,
+                executor,
                 session,
                 &[(HandedOffToAdmin, Expr::value(*handed_off))],
                 None,
@@ -712,17 +847,12 @@ async fn apply_one(
             {
                 return Ok(Output::Missing);
             }
-            facts.insert(
-                session.as_str().to_owned(),
-                SessionFacts {
-                    handed_off: *handed_off,
-                },
-            );
+            note(facts, cache, session, *handed_off, None);
             Ok(Output::Done)
         }
         Op::ClearAiPending { session } => {
             update_session(
-                txn,
+                executor,
                 session,
                 &[(AiReplyPendingAt, Expr::value(no_time))],
                 None,

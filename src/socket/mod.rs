@@ -17,6 +17,10 @@ mod rooms;
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
+use axum::{
+    extract::Request,
+    http::{HeaderMap, HeaderName, HeaderValue, Uri},
+};
 use serde_json::Value;
 use socketioxide::{
     SocketIo,
@@ -42,6 +46,10 @@ use crate::{auth, config::Config, state::AppState};
 /// default of 128 is too small for a burst of stream chunks to a slow client.
 const SOCKET_BUFFER_PACKETS: usize = 1024;
 
+/// The websocket read buffer each connection keeps (engineioxide's default is
+/// 4 KiB): clients send small packets, and the buffer grows for large ones.
+const WS_READ_BUFFER_BYTES: usize = 512;
+
 /// Over `max_payload_bytes` a packet closes its connection, on every transport,
 /// as Node's `maxHttpBufferSize` does; each flow's own, smaller limits answer
 /// with that flow's error event instead. A client that opens the transport but
@@ -53,9 +61,40 @@ pub fn build(config: &Config) -> (SocketIoLayer, SocketIo) {
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message)
         .max_buffer_size(SOCKET_BUFFER_PACKETS)
+        .ws_read_buffer_size(WS_READ_BUFFER_BYTES)
         .connect_timeout(Duration::from_secs(config.socket_connect_timeout_secs))
         .build_layer()
 }
+
+/// Gives a Socket.IO request's URI and headers their own memory; call it
+/// before the router sees the request (the router keeps a copy of the URI).
+///
+/// hyper parses them without copying: they point into the connection's 8 KiB
+/// read buffer. The engine keeps a socket's request parts for its whole life,
+/// and with them that buffer — 8 KiB per idle connection, a third of its
+/// memory. Copies of the few hundred bytes they hold let the buffer go.
+pub fn own_request_parts<B>(request: Request<B>) -> Request<B> {
+    if !request.uri().path().starts_with(SOCKET_IO_PATH) {
+        return request;
+    }
+    let (mut parts, body) = request.into_parts();
+    if let Ok(uri) = Uri::try_from(parts.uri.to_string()) {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
+}
+
+const SOCKET_IO_PATH: &str = "/socket.io/";
 
 /// Serves the default namespace, where all flows live, with the events of
 /// `table`.

@@ -7,7 +7,10 @@
 use futures::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, tungstenite::Message};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -56,7 +59,11 @@ impl SioClient {
             "{}/socket.io/?EIO=4&transport=websocket",
             base_url.replacen("http", "ws", 1)
         );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await?;
+        // Small buffers: the benchmark holds thousands of these.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
         let (mut sink, mut stream) = ws.split();
         match next_text(&mut stream).await? {
             open if open.starts_with('0') => {}
