@@ -543,6 +543,12 @@ struct ConnectResult {
     baseline_mib: f64,
 }
 
+/// The local address of the `index`th held socket: 127.0.0.2 to 127.0.0.251
+/// in turn, so that more sockets than one address has ports can be held.
+fn source_address(index: usize) -> std::net::IpAddr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + (index % 250) as u8).into()
+}
+
 /// Connects `count` sockets (256 handshakes in flight), holds them, closes
 /// them; `rounds` times.
 async fn connect_and_hold(server: &Pinned, count: usize, rounds: usize) -> ConnectResult {
@@ -561,11 +567,11 @@ async fn connect_and_hold(server: &Pinned, count: usize, rounds: usize) -> Conne
         let failures = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut handshakes = Vec::with_capacity(count);
-        for _ in 0..count {
+        for index in 0..count {
             let permit = in_flight.clone().acquire_owned().await.unwrap();
             let (url, failures) = (server.base_url.clone(), failures.clone());
             handshakes.push(tokio::spawn(async move {
-                let client = SioClient::connect(&url, None).await;
+                let client = SioClient::connect_from(&url, None, Some(source_address(index))).await;
                 drop(permit);
                 client
                     .map_err(|_: SioError| failures.fetch_add(1, Ordering::Relaxed))

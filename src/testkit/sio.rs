@@ -6,7 +6,9 @@
 
 use futures::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use serde_json::Value;
-use tokio::net::TcpStream;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{Message, protocol::WebSocketConfig},
@@ -55,6 +57,17 @@ impl SioClient {
     /// Opens `ws://host/socket.io/?EIO=4&transport=websocket` on `base_url`
     /// (`http://host:port`) and joins the default namespace with `auth`.
     pub async fn connect(base_url: &str, auth: Option<&Value>) -> Result<Self, SioError> {
+        Self::connect_from(base_url, auth, None).await
+    }
+
+    /// [`SioClient::connect`] from the local address `source` (any when
+    /// `None`): a load generator spreads its sockets over 127.0.0.x to pass
+    /// the ~28k ephemeral ports one address pair has.
+    pub async fn connect_from(
+        base_url: &str,
+        auth: Option<&Value>,
+        source: Option<IpAddr>,
+    ) -> Result<Self, SioError> {
         let url = format!(
             "{}/socket.io/?EIO=4&transport=websocket",
             base_url.replacen("http", "ws", 1)
@@ -63,7 +76,41 @@ impl SioClient {
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
             .write_buffer_size(0);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
+        let (ws, _) = match source {
+            None => tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?,
+            Some(source) => {
+                let authority = base_url
+                    .split_once("://")
+                    .map_or(base_url, |(_, rest)| rest)
+                    .trim_end_matches('/');
+                let server = tokio::net::lookup_host(authority)
+                    .await
+                    .map_err(tokio_tungstenite::tungstenite::Error::Io)?
+                    .find(|addr| addr.is_ipv4() == source.is_ipv4())
+                    .ok_or_else(|| SioError::Protocol(format!("cannot resolve {authority}")))?;
+                let socket = if source.is_ipv4() {
+                    TcpSocket::new_v4()
+                } else {
+                    TcpSocket::new_v6()
+                }
+                .and_then(|socket| {
+                    socket.bind(SocketAddr::new(source, 0))?;
+                    Ok(socket)
+                })
+                .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                let stream = socket
+                    .connect(server)
+                    .await
+                    .map_err(tokio_tungstenite::tungstenite::Error::Io)?;
+                stream.set_nodelay(true).ok();
+                tokio_tungstenite::client_async_with_config(
+                    url,
+                    MaybeTlsStream::Plain(stream),
+                    Some(config),
+                )
+                .await?
+            }
+        };
         let (mut sink, mut stream) = ws.split();
         match next_text(&mut stream).await? {
             open if open.starts_with('0') => {}
