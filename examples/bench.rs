@@ -14,13 +14,20 @@
 //! - a bare socketioxide echo server (`examples/echo_server.rs`) as the
 //!   ceiling: acks/s and CPU per request, and the same connection test;
 //! - optionally the live-chat closed loop on PostgreSQL;
+//! - optionally (with `--postgres` and `--redis`) several nodes: one node, then
+//!   two nodes sharing rooms over Redis (both pinned to CPU 0, so the server
+//!   side has the same core either way). Live-chat rows reaching admins on
+//!   both nodes from visitors on both (deliveries/s, send → delivery
+//!   latency), and assistant streams started on one node reaching listeners
+//!   on the other (chunks/s, provider → listener latency);
 //! - optionally all of it for a baseline build (the code before a change).
 //!
 //! ```sh
 //! examples/benchmarks.sh            # builds everything and runs this
 //! taskset -c 1 target/release/examples/bench --server target/release/switchboard \
 //!     --echo target/release/examples/echo_server [--baseline OLD_BINARY] \
-//!     [--postgres postgres://postgres@127.0.0.1:5432/test] [--seconds 10] \
+//!     [--postgres postgres://postgres@127.0.0.1:5432/test] \
+//!     [--redis redis://127.0.0.1:6379] [--seconds 10] \
 //!     [--connections 10000] [--rounds 5]
 //! ```
 
@@ -36,7 +43,10 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use switchboard::testkit::sio::{Incoming, SioClient, SioError};
+use switchboard::testkit::{
+    mock_ai::MockAi,
+    sio::{Incoming, SioClient, SioError},
+};
 use tokio::sync::Semaphore;
 
 const ADMIN_EMAIL: &str = "admin@bench.local";
@@ -51,10 +61,12 @@ struct Args {
     baseline: Option<String>,
     echo: String,
     postgres: Option<String>,
+    redis: Option<String>,
     seconds: u64,
     connections: usize,
     rounds: usize,
-    /// Measurements to run (`echo`, `closed`, `fixed`, `connect`, `postgres`); all when empty.
+    /// Measurements to run (`echo`, `closed`, `fixed`, `connect`, `postgres`,
+    /// `cluster`); all when empty.
     only: Vec<String>,
 }
 
@@ -70,6 +82,7 @@ fn parse_args() -> Args {
         baseline: None,
         echo: "target/release/examples/echo_server".into(),
         postgres: None,
+        redis: None,
         seconds: 10,
         connections: 10_000,
         rounds: 5,
@@ -86,6 +99,7 @@ fn parse_args() -> Args {
             "--baseline" => args.baseline = Some(value()),
             "--echo" => args.echo = value(),
             "--postgres" => args.postgres = Some(value()),
+            "--redis" => args.redis = Some(value()),
             "--seconds" => args.seconds = value().parse().expect("seconds"),
             "--connections" => args.connections = value().parse().expect("connections"),
             "--rounds" => args.rounds = value().parse().expect("rounds"),
@@ -635,6 +649,271 @@ async fn drop_postgres_database(admin_url: &str, name: &str) {
     }
 }
 
+/// One node, or two sharing rooms over Redis, on one PostgreSQL database.
+struct Nodes {
+    nodes: Vec<Pinned>,
+    database: String,
+}
+
+impl Nodes {
+    async fn start(
+        binary: &str,
+        count: usize,
+        admin_url: &str,
+        redis: &str,
+        mock: &MockAi,
+    ) -> Self {
+        let (url, database) = postgres_database(admin_url).await;
+        let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let nodes = (0..count)
+            .map(|_| {
+                let mut args = switchboard_args(&url, true);
+                args.extend(
+                    [
+                        "--openai-base-url",
+                        &mock.base_url(),
+                        "--openai-api-key",
+                        "bench",
+                        "--ai-rate-limit-per-minute",
+                        "1000000",
+                        "--socket-adapter-prefix",
+                        &prefix,
+                    ]
+                    .map(str::to_owned),
+                );
+                if count > 1 {
+                    args.extend(["--redis-url", redis].map(str::to_owned));
+                }
+                Pinned::start(binary, &args, None)
+            })
+            .collect();
+        Self { nodes, database }
+    }
+
+    /// The node the `index`th client uses: in turn over every node.
+    fn node(&self, index: usize) -> &Pinned {
+        &self.nodes[index % self.nodes.len()]
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        self.nodes.iter().map(Pinned::cpu_seconds).sum()
+    }
+}
+
+#[derive(Default)]
+struct ClusterResult {
+    deliveries_per_second: f64,
+    delivery_p50: Duration,
+    delivery_p99: Duration,
+    cpu_us_per_message: f64,
+    chunks_per_second: f64,
+    chunk_p50: Duration,
+    chunk_p99: Duration,
+}
+
+/// Microseconds since the Unix epoch: the load generator stamps what it sends
+/// and reads the stamps on what it receives (one clock, one machine).
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn since_micros(stamp: i64) -> Duration {
+    Duration::from_micros(now_micros().saturating_sub(stamp).max(0) as u64)
+}
+
+/// Admins (one per node) receive the rows of visitors spread over the nodes.
+async fn cluster_live_chat(nodes: &Nodes, seconds: u64, result: &mut ClusterResult) {
+    let token = admin_token(&nodes.nodes[0]).await;
+    let measuring = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut admins = Vec::new();
+    for index in 0..2 {
+        let mut admin = SioClient::connect(
+            &nodes.node(index).base_url,
+            Some(&json!({ "token": token })),
+        )
+        .await
+        .expect("an admin connects");
+        let (measuring, done) = (measuring.clone(), done.clone());
+        admins.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                match tokio::time::timeout(
+                    Duration::from_millis(200),
+                    admin.next_named("user-message"),
+                )
+                .await
+                {
+                    Ok(Ok(row)) if measuring.load(Ordering::Relaxed) => {
+                        let stamp = row["message"]
+                            .as_str()
+                            .and_then(|m| m.parse().ok())
+                            .unwrap_or(0);
+                        latencies.push(since_micros(stamp));
+                    }
+                    Ok(Err(_)) => break,
+                    _ => {}
+                }
+            }
+            latencies
+        }));
+    }
+    let mut visitors = Vec::new();
+    for v in 0..VISITORS {
+        let mut client = SioClient::connect(&nodes.node(v).base_url, None)
+            .await
+            .expect("a visitor connects");
+        let done = done.clone();
+        let session = format!("bench-cluster-{v:04}");
+        visitors.push(tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                let message = json!({ "sessionId": session, "message": now_micros().to_string() });
+                if client.emit("user-message", &message).await.is_err()
+                    || client.next_named("message-received").await.is_err()
+                {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    let cpu_before = nodes.cpu_seconds();
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let cpu = nodes.cpu_seconds() - cpu_before;
+    done.store(true, Ordering::Relaxed);
+    for visitor in visitors {
+        let _ = visitor.await;
+    }
+    let mut latencies = Vec::new();
+    for admin in admins {
+        latencies.append(&mut admin.await.unwrap());
+    }
+    latencies.sort_unstable();
+    result.deliveries_per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    result.delivery_p50 = percentile(&latencies, 0.50);
+    result.delivery_p99 = percentile(&latencies, 0.99);
+    // Each message reaches two admins.
+    result.cpu_us_per_message = cpu * 2e6 / latencies.len().max(1) as f64;
+}
+
+/// Streams started on the first node, each followed by a listener on the last.
+async fn cluster_streams(nodes: &Nodes, seconds: u64, result: &mut ClusterResult) {
+    const STREAMS: usize = 20;
+    let http = reqwest::Client::new();
+    let sender_node = &nodes.nodes[0];
+    let listener_node = nodes.nodes.last().unwrap();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..STREAMS {
+        let conversation: Value = http
+            .post(format!("{}/api/conversations", sender_node.base_url))
+            .json(&json!({ "title": "bench" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = conversation["id"].as_str().unwrap().to_owned();
+        let mut listener = SioClient::connect(&listener_node.base_url, None)
+            .await
+            .unwrap();
+        listener
+            .emit("join_conversation", &json!(id))
+            .await
+            .unwrap();
+        let mut sender = SioClient::connect(&sender_node.base_url, None)
+            .await
+            .unwrap();
+        let (measuring, done) = (measuring.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            let sending = {
+                let done = done.clone();
+                async move {
+                    while !done.load(Ordering::Relaxed) {
+                        let request = json!({
+                            "message": "[[mock:words=100]] [[mock:delay=2]] [[mock:stamp]]",
+                            "conversationId": id,
+                        });
+                        if sender.emit("stream_chat", &request).await.is_err()
+                            || sender.next_named("stream_complete").await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            };
+            let listening = async move {
+                let mut latencies = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    match tokio::time::timeout(
+                        Duration::from_millis(200),
+                        listener.next_named("stream_chunk"),
+                    )
+                    .await
+                    {
+                        Ok(Ok(chunk)) if measuring.load(Ordering::Relaxed) => {
+                            // The newest word of the chunk is when the provider sent it.
+                            let newest = chunk["delta"]
+                                .as_str()
+                                .and_then(|delta| delta.split_whitespace().last())
+                                .and_then(|word| word.parse().ok());
+                            if let Some(stamp) = newest {
+                                latencies.push(since_micros(stamp));
+                            }
+                        }
+                        Ok(Err(_)) => break,
+                        _ => {}
+                    }
+                }
+                latencies
+            };
+            futures::future::join(sending, listening).await.1
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.append(&mut task.await.unwrap());
+    }
+    latencies.sort_unstable();
+    result.chunks_per_second = latencies.len() as f64 / elapsed.as_secs_f64();
+    result.chunk_p50 = percentile(&latencies, 0.50);
+    result.chunk_p99 = percentile(&latencies, 0.99);
+}
+
+/// One node, then two over Redis, with the same load.
+async fn measure_cluster(args: &Args, admin_url: &str, redis: &str) -> [ClusterResult; 2] {
+    let mock = MockAi::start().await.expect("the mock AI provider starts");
+    let mut results = [ClusterResult::default(), ClusterResult::default()];
+    for (count, result) in [1, 2].into_iter().zip(&mut results) {
+        eprintln!("now: {count} node(s), live chat");
+        let nodes = Nodes::start(&args.server, count, admin_url, redis, &mock).await;
+        cluster_live_chat(&nodes, args.seconds, result).await;
+        settle().await;
+        eprintln!("now: {count} node(s), streams");
+        cluster_streams(&nodes, args.seconds, result).await;
+        let database = nodes.database.clone();
+        drop(nodes);
+        drop_postgres_database(admin_url, &database).await;
+        settle().await;
+    }
+    results
+}
+
 /// A Switchboard build under test.
 struct Subject<'a> {
     name: &'static str,
@@ -714,9 +993,69 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// The table of several nodes.
+fn print_cluster(results: &[ClusterResult; 2]) {
+    let [one, two] = results;
+    println!(
+        "\n| several nodes (Switchboard now, every node on CPU 0) | 1 node | 2 nodes over Redis | 2 / 1 |"
+    );
+    println!("|---|---:|---:|---:|");
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 {
+            format!("{:.2}×", a / b)
+        } else {
+            "–".into()
+        }
+    };
+    println!(
+        "| live-chat rows delivered/s (50 visitors, 2 admins; spread over the nodes) | {:.0} | {:.0} | {} |",
+        one.deliveries_per_second,
+        two.deliveries_per_second,
+        ratio(two.deliveries_per_second, one.deliveries_per_second)
+    );
+    println!(
+        "| visitor send → admin delivery, p50 / p99 | {} / {} | {} / {} | |",
+        ms(one.delivery_p50),
+        ms(one.delivery_p99),
+        ms(two.delivery_p50),
+        ms(two.delivery_p99)
+    );
+    println!(
+        "| server CPU per message, all nodes | {:.1} µs | {:.1} µs | {} |",
+        one.cpu_us_per_message,
+        two.cpu_us_per_message,
+        ratio(two.cpu_us_per_message, one.cpu_us_per_message)
+    );
+    println!(
+        "| assistant chunks delivered/s (20 streams; listener on the other node) | {:.0} | {:.0} | {} |",
+        one.chunks_per_second,
+        two.chunks_per_second,
+        ratio(two.chunks_per_second, one.chunks_per_second)
+    );
+    println!(
+        "| provider → listener latency, p50 / p99 | {} / {} | {} / {} | |",
+        ms(one.chunk_p50),
+        ms(one.chunk_p99),
+        ms(two.chunk_p50),
+        ms(two.chunk_p99)
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args = parse_args();
+    let cluster = match (&args.postgres, &args.redis) {
+        (Some(postgres), Some(redis)) if args.runs("cluster") => {
+            Some(measure_cluster(&args, postgres, redis).await)
+        }
+        _ => None,
+    };
+    if args.only == ["cluster"] {
+        if let Some(results) = &cluster {
+            print_cluster(results);
+        }
+        return;
+    }
     let mut echo = LoopResult::default();
     let mut echo_connect = ConnectResult::default();
     if args.runs("echo") {
@@ -930,4 +1269,7 @@ async fn main() {
         String::new(),
         String::new(),
     );
+    if let Some(results) = &cluster {
+        print_cluster(results);
+    }
 }

@@ -5,7 +5,8 @@
 #
 #   examples/benchmarks.sh [BASELINE_COMMIT] [-- extra flags for bench]
 #
-# PostgreSQL is measured too when it answers on 127.0.0.1:5432.
+# PostgreSQL is measured too when it answers on 127.0.0.1:5432, and several
+# nodes when Redis answers on 127.0.0.1:6379 as well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,5 +28,9 @@ if [ -n "$baseline" ]; then
 fi
 if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   args+=(--postgres postgres://postgres@127.0.0.1:5432/test)
+  # Several nodes need PostgreSQL and Redis.
+  if redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+    args+=(--redis redis://127.0.0.1:6379)
+  fi
 fi
 exec taskset -c 1 target/release/examples/bench "${args[@]}" "$@"

@@ -49,6 +49,19 @@ impl Flow {
     }
 }
 
+/// The Socket.IO adapter (`SOCKET_ADAPTER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdapterChoice {
+    /// Redis when `REDIS_URL` is set, otherwise local.
+    Auto,
+    /// One node alone: rooms live in this process.
+    Local,
+    /// socketioxide-redis over `REDIS_URL`.
+    Redis,
+    /// socketioxide-postgres over the PostgreSQL `DATABASE_URL`.
+    Postgres,
+}
+
 /// Who may read an assistant conversation (`ASSISTANT_CONVERSATION_SCOPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ConversationScope {
@@ -73,9 +86,22 @@ pub struct Config {
         default_value = "sqlite://switchboard.db?mode=rwc"
     )]
     pub database_url: String,
-    /// Enables the Redis adapter so several nodes share rooms.
+    /// Several nodes share rooms, broadcasts and signals over this Redis
+    /// (`redis://host:port/db`); see `SOCKET_ADAPTER`.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// How nodes share rooms: `auto` (Redis when `REDIS_URL` is set, else one
+    /// node alone), `local`, `redis`, or `postgres` (LISTEN/NOTIFY on the
+    /// PostgreSQL `DATABASE_URL`).
+    #[arg(long, env = "SOCKET_ADAPTER", value_enum, default_value = "auto")]
+    pub socket_adapter: AdapterChoice,
+    /// The prefix of the adapter's channels; nodes with one prefix form one
+    /// cluster (on Redis, channels are shared by every database number).
+    #[arg(long, env = "SOCKET_ADAPTER_PREFIX", default_value = "socket.io")]
+    pub socket_adapter_prefix: String,
+    /// This node's name in logs and in the node registry; a random id when absent.
+    #[arg(long, env = "NODE_ID")]
+    pub node_id: Option<String>,
     /// Comma-separated allowed origins; `http://host:*` allows any port. Replaces the
     /// default `http://localhost:*,http://127.0.0.1:*`.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::{
     ai::ProviderName,
+    cluster::AdapterKind,
     error::AppResult,
     socket::{EventContext, EventTable, Payload},
     state::AppState,
@@ -34,7 +35,17 @@ struct HealthReport {
     uptime: f64,
     memory: MemoryReport,
     database: DatabaseReport,
+    adapter: AdapterReport,
     ai: AiReport,
+}
+
+/// The Socket.IO adapter and this node's id.
+#[derive(Serialize)]
+struct AdapterReport {
+    kind: AdapterKind,
+    /// `connected`, or `unreachable` while the other nodes cannot be reached.
+    status: &'static str,
+    node: String,
 }
 
 #[derive(Serialize)]
@@ -61,9 +72,12 @@ struct AiReport {
 }
 
 /// 200 with `status: "OK"`; 503 with `status: "DEGRADED"` when the database
-/// does not answer within [`DATABASE_PROBE`].
+/// does not answer within [`DATABASE_PROBE`]. While the adapter's backplane
+/// (Redis, PostgreSQL) is unreachable the node still serves its own sockets:
+/// `DEGRADED`, but 200, so a load balancer does not take every node out at once.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
+    let adapter_up = state.cluster.reachable();
     let model = state.ai.default_model();
     let configured = [
         ProviderName::Openai,
@@ -75,7 +89,11 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     .filter(|name| state.ai.is_configured(*name))
     .collect();
     let report = HealthReport {
-        status: if database_up { "OK" } else { "DEGRADED" },
+        status: if database_up && adapter_up {
+            "OK"
+        } else {
+            "DEGRADED"
+        },
         timestamp: Utc::now().to_rfc3339(),
         version: env!("CARGO_PKG_VERSION"),
         uptime: state.started_at.elapsed().as_secs_f64(),
@@ -89,6 +107,15 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
                 "unreachable"
             },
             backend: store::backend_name(&state.db),
+        },
+        adapter: AdapterReport {
+            kind: state.cluster.kind(),
+            status: if adapter_up {
+                "connected"
+            } else {
+                "unreachable"
+            },
+            node: state.cluster.node().to_string(),
         },
         ai: AiReport {
             provider: model.provider(),

@@ -28,6 +28,7 @@ pub mod ai;
 pub mod assistant;
 pub mod auth;
 pub mod chatkit;
+pub mod cluster;
 pub mod coach;
 pub mod config;
 pub mod error;

@@ -20,7 +20,9 @@ use governor::{
     Quota, RateLimiter,
     clock::{Clock, DefaultClock},
 };
-use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide_postgres::{PostgresAdapterConfig, PostgresAdapterCtr};
+use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -30,6 +32,7 @@ use crate::{
     assistant::{self, ActiveStreams},
     auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
     chatkit,
+    cluster::{self, Backplane, Cluster, ClusterError},
     coach::{self, QuotaLocks},
     config::{Config, Flow},
     error::AppError,
@@ -37,7 +40,7 @@ use crate::{
     http::{self, ClientIp},
     livechat::{self, Livechat},
     net, resume,
-    socket::{self, EventTable, Hub},
+    socket::{self, EventTable, Hub, Io, PostgresAdapter, RedisAdapter},
     state::{AppState, FlowStates, Shared},
     store,
 };
@@ -57,10 +60,14 @@ pub enum StartError {
     Database(#[from] sea_orm::DbErr),
     #[error("AI provider set-up: {0}")]
     Ai(#[from] AiError),
+    #[error("scale-out: {0}")]
+    Cluster(#[from] ClusterError),
     #[error("{0}")]
     Setup(#[from] AppError),
     #[error("server: {0}")]
     Serve(io::Error),
+    #[error("Socket.IO adapter: {0}")]
+    Adapter(String),
 }
 
 /// A server that is listening but not yet serving; tests read its address.
@@ -68,20 +75,27 @@ pub struct Server {
     listener: TcpListener,
     router: Router,
     state: AppState,
-    io: SocketIo,
+    io: Io,
     limits: net::Limits,
 }
 
 impl Server {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let open_files = net::raise_open_file_limit();
-        let db = store::connect(&config).await?;
         let passwords = Passwords::new(&config)?;
+        // Nodes starting at once set the database up one after the other.
+        let startup = store::StartupLock::acquire(&config).await?;
+        let db = store::connect(&config).await?;
         let secret = auth::load_signing_secret(&db, &config).await?;
         auth::bootstrap_admin(&db, &config, &passwords).await?;
+        startup.release().await;
+        let cluster = Cluster::connect(&config).await?;
+        cluster::nodes::register(&db, cluster.node(), !cluster.is_shared()).await?;
         let ai = Providers::from_config(&config)?;
         let default_model = ai.default_model();
         tracing::info!(
+            node = %cluster.node(),
+            adapter = cluster.kind().as_str(),
             provider = %default_model.provider(),
             model = default_model.default_model(),
             database = store::backend_name(&db),
@@ -94,29 +108,15 @@ impl Server {
                 "LIVECHAT_LEGACY_BROADCAST is on: admin-bound live-chat events go to every socket and any socket may send admin events"
             );
         }
-        if config.redis_url.is_some() {
-            tracing::warn!(
-                "REDIS_URL is set, but this version has no Redis adapter yet: rooms are not shared between nodes"
-            );
-        }
         let dropped =
-            resume::service::sweep(&db, Duration::from_secs(config.resume_state_ttl_secs), true)
-                .await?;
+            resume::service::sweep(&db, Duration::from_secs(config.resume_state_ttl_secs)).await?;
         if dropped > 0 {
             tracing::info!(dropped, "expired resume sessions dropped");
         }
-        let interrupted = assistant::service::mark_interrupted(&db, None).await?;
-        if interrupted > 0 {
-            tracing::info!(
-                interrupted,
-                "assistant replies a stop cut off are marked interrupted"
-            );
-        }
         let mut flows = FlowStates::default();
-        flows.insert(Livechat::new(db.clone(), &config));
+        flows.insert(Livechat::new(db.clone(), &config, cluster.node().as_str()));
         flows.insert(ActiveStreams::default());
         flows.insert(QuotaLocks::default());
-        let (socket_layer, io) = socket::build(&config);
         let state = AppState::new(Shared {
             tokens: TokenKeys::new(
                 secret.as_bytes(),
@@ -128,6 +128,7 @@ impl Server {
             ai,
             db,
             hub: Hub::default(),
+            cluster,
             tasks: TaskTracker::new(),
             started_at: Instant::now(),
             api_limiter: RateLimiter::keyed(api_quota(&config)),
@@ -142,15 +143,14 @@ impl Server {
             flows,
             config,
         });
-        socket::attach(&io, &state, Arc::new(socket_events(&state.config)));
+        take_over_orphans(&state).await;
+        let (router, io) = mount_sockets(routes(&state), &state).await?;
         state.hub.bind(io.clone());
-        livechat::retry_interrupted_replies(&state);
 
         let addr = SocketAddr::new(state.config.host, state.config.port);
         let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let limits = net::Limits::new(&state.config, open_files);
-        let router = routes(&state)
-            .layer(socket_layer)
+        let router = router
             .layer(map_response(http::security_headers))
             .layer(TraceLayer::new_for_http())
             .layer(CatchPanicLayer::custom(|_panic| -> Response {
@@ -202,9 +202,12 @@ impl Server {
         ));
 
         let sweeper = tokio::spawn(sweep_periodically(state.clone()));
+        let heart = tokio::spawn(beat_periodically(state.clone()));
+        let follower = tokio::spawn(follow_signals(state.clone()));
         shutdown.await;
         tracing::info!("shutting down");
         sweeper.abort();
+        heart.abort();
         stop_accepting.cancel();
         state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait())
@@ -224,12 +227,116 @@ impl Server {
         if tokio::time::timeout(grace, serving).await.is_err() {
             tracing::warn!("connections still open after the grace period");
         }
+        follower.abort();
         state.hub.unbind();
+        // The others take over what is left at once, not after a heartbeat.
+        if let Err(err) = cluster::nodes::leave(&state.db, state.cluster.node()).await {
+            tracing::warn!(%err, "leaving the node registry");
+        }
         if let Err(err) = state.db.close_by_ref().await {
             tracing::warn!(%err, "closing the database");
         }
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Serves the Socket.IO engine on the adapter the backplane calls for, with
+/// every flow's events; the router gains its layer.
+async fn mount_sockets(router: Router, state: &AppState) -> Result<(Router, Io), StartError> {
+    let config = &state.config;
+    let table = Arc::new(socket_events(config));
+    Ok(match state.cluster.backplane() {
+        Backplane::Local => {
+            let (layer, io) = socket::build::<LocalAdapter>(config, ());
+            socket::attach(&io, state, table);
+            (router.layer(layer), io.into())
+        }
+        Backplane::Redis(link) => {
+            let adapter = RedisAdapterCtr::new_with_driver(
+                link.clone(),
+                RedisAdapterConfig::new().with_prefix(state.cluster.prefix().to_owned()),
+            );
+            let (layer, io) = socket::build::<RedisAdapter>(config, adapter);
+            socket::attach(&io, state, table)
+                .await
+                .map_err(|err| StartError::Adapter(err.to_string()))?;
+            (router.layer(layer), io.into())
+        }
+        Backplane::Postgres(link) => {
+            let adapter = PostgresAdapterCtr::new_with_driver(
+                link.clone(),
+                PostgresAdapterConfig::new()
+                    .with_prefix(state.cluster.prefix().to_owned())
+                    .with_hb_interval(cluster::nodes::HEARTBEAT_EVERY)
+                    .with_hb_timeout(cluster::nodes::DEAD_AFTER),
+            );
+            let (layer, io) = socket::build::<PostgresAdapter>(config, adapter);
+            socket::attach(&io, state, table)
+                .await
+                .map_err(|err| StartError::Adapter(err.to_string()))?;
+            (router.layer(layer), io.into())
+        }
+    })
+}
+
+/// Work stopped or dead nodes left: streaming replies are marked interrupted,
+/// unanswered live-chat messages answered, resume sessions start expiring.
+async fn take_over_orphans(state: &AppState) {
+    match assistant::service::mark_interrupted(&state.db).await {
+        Ok(0) => {}
+        Ok(interrupted) => tracing::info!(
+            interrupted,
+            "assistant replies a stopped node cut off are marked interrupted"
+        ),
+        Err(err) => tracing::warn!(%err, "could not mark interrupted assistant replies"),
+    }
+    livechat::retry_orphaned_replies(state).await;
+    if let Err(err) = resume::service::release_orphans(&state.db).await {
+        tracing::warn!(%err, "could not release the resume sessions of stopped nodes");
+    }
+}
+
+/// Every few seconds: says this node is alive and takes over what dead ones left.
+async fn beat_periodically(state: AppState) {
+    let mut every = tokio::time::interval(cluster::nodes::HEARTBEAT_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if let Err(err) = cluster::nodes::beat(&state.db, state.cluster.node()).await {
+            tracing::warn!(%err, "the node heartbeat failed");
+            continue;
+        }
+        if state.cluster.is_shared() {
+            take_over_orphans(&state).await;
+        }
+    }
+}
+
+/// Hands what other nodes signal to the flows.
+async fn follow_signals(state: AppState) {
+    let mut signals = state.cluster.signals();
+    loop {
+        match signals.recv().await {
+            Ok(signal) => {
+                livechat::on_signal(&state, &signal);
+                assistant::on_signal(&state, &signal);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "signals from other nodes were missed; dropping caches"
+                );
+                livechat::on_signal(
+                    &state,
+                    &cluster::Signal {
+                        topic: cluster::RESYNC.to_owned(),
+                        body: serde_json::Value::Null,
+                    },
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 
@@ -361,7 +468,7 @@ async fn sweep_periodically(state: AppState) {
         state.api_limiter.retain_recent();
         state.ai_limiter.retain_recent();
         state.login_limits.retain_recent();
-        if let Err(err) = resume::service::sweep(&state.db, ttl, false).await {
+        if let Err(err) = resume::service::sweep(&state.db, ttl).await {
             tracing::warn!(%err, "sweeping resume sessions failed");
         }
     }

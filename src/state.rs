@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::{
     ai::Providers,
     auth::{AdminFlags, LoginLimits, Passwords, TokenKeys},
+    cluster::Cluster,
     config::Config,
     socket::Hub,
 };
@@ -39,6 +40,8 @@ pub struct Shared {
     pub ai: Providers,
     /// Sends events to rooms from services, routes and background tasks.
     pub hub: Hub,
+    /// This node among the others: its id, the backplane, signals.
+    pub cluster: Cluster,
     /// Background work that must finish (or persist what it has) before the
     /// process exits: AI replies and streams. Shutdown waits on it.
     pub tasks: TaskTracker,

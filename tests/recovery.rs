@@ -179,7 +179,7 @@ async fn a_live_chat_answer_cut_off_by_a_crash_is_generated_again() {
     }
     assert!(
         !server
-            .log_lines("answering live-chat messages a stop interrupted")
+            .log_lines("answering live-chat messages a stopped node left unanswered")
             .is_empty()
     );
 }

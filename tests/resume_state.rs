@@ -22,7 +22,7 @@ async fn a_resume_session_survives_a_restart() {
             role: "user".into(),
             content: "hello".into(),
         });
-        service::save(&first.state().db, &session.id, &state)
+        service::save(first.state(), &session.id, &state)
             .await
             .unwrap();
     }
@@ -42,12 +42,14 @@ async fn a_resume_session_survives_a_restart() {
 async fn expired_sessions_are_swept() {
     let app = spawn_app().await;
     let session = service::open(&app.state, None).await.unwrap();
-    service::save(&app.state.db, &session.id, &ResumeState::default())
+    service::save(&app.state, &session.id, &ResumeState::default())
         .await
         .unwrap();
-    service::release(&app.state.db, &session.id).await.unwrap();
+    service::release(&app.state.db, app.state.cluster.node(), &session.id)
+        .await
+        .unwrap();
     assert_eq!(
-        service::sweep(&app.state.db, std::time::Duration::from_secs(600), false)
+        service::sweep(&app.state.db, std::time::Duration::from_secs(600))
             .await
             .unwrap(),
         0,
@@ -55,7 +57,7 @@ async fn expired_sessions_are_swept() {
     );
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(
-        service::sweep(&app.state.db, std::time::Duration::from_secs(1), false)
+        service::sweep(&app.state.db, std::time::Duration::from_secs(1))
             .await
             .unwrap(),
         1

@@ -19,6 +19,9 @@ pub struct Model {
     pub status: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// The node generating a `streaming` reply; another node marks it
+    /// `interrupted` once this one stops beating its heartbeat.
+    pub node_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

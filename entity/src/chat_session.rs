@@ -18,6 +18,9 @@ pub struct Model {
     pub handed_off_to_admin: bool,
     /// Set while the AI is answering the session; one left after a crash is retried.
     pub ai_reply_pending_at: Option<DateTimeUtc>,
+    /// The node generating that answer; another node retries it once this one
+    /// stops beating its heartbeat.
+    pub ai_reply_node: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

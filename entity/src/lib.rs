@@ -6,6 +6,7 @@ pub mod analytics_event;
 pub mod assistant_message;
 pub mod chat_message;
 pub mod chat_session;
+pub mod cluster_node;
 pub mod conversation;
 pub mod feedback;
 pub mod practice_session;

@@ -11,6 +11,10 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub day: String,
     pub tokens_used: i64,
+    /// While set and in the future (ms since the epoch), one node is running
+    /// an AI call for this user: the lease that serialises a user's calls
+    /// across nodes.
+    pub busy_until_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     /// When the last socket holding it left; `None` while one is connected.
     pub disconnected_at: Option<DateTimeUtc>,
+    /// The node its socket is connected to; when that node dies, another one
+    /// starts the expiry clock.
+    pub node_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m20261121_000003_resume;
 mod m20261121_000004_assistant;
 mod m20261121_000005_coach;
 mod m20261202_000006_hardening;
+mod m20261203_000007_cluster;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_assistant::Migration),
             Box::new(m20261121_000005_coach::Migration),
             Box::new(m20261202_000006_hardening::Migration),
+            Box::new(m20261203_000007_cluster::Migration),
         ]
     }
 }

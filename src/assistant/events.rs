@@ -19,12 +19,14 @@ use super::{
 use crate::{
     ai::Role,
     auth::Identity,
+    cluster::Signal,
     config::{Config, Flow},
     error::{AppError, AppResult},
     socket::{
         ClientSocket, EventContext, EventTable, Payload, Room, RoomKind, SocketContext,
         parse_payload,
     },
+    state::AppState,
 };
 
 const CONVERSATION: RoomKind = RoomKind::new("assistant-conversation");
@@ -173,14 +175,7 @@ async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
         .except(Room::socket(cx.socket.id()))
         .emit("new_message", &question)
         .await;
-    let reply = service::add_message(
-        &state.db,
-        &conversation.id,
-        Role::Assistant,
-        "",
-        Status::Streaming,
-    )
-    .await?;
+    let reply = service::start_reply(&state.db, state.cluster.node(), &conversation.id).await?;
     let request = service::request_for(state, &conversation.id, Some(&reply.id)).await?;
     state
         .hub
@@ -314,24 +309,57 @@ fn stop_target(payload: Payload) -> AppResult<StopTarget> {
     }
 }
 
-/// Stops a generation by its reply id or every one in a conversation. Stopping
-/// what already ended is not an error: the stop and the end can cross.
+/// Stops a generation by its reply id or every one in a conversation,
+/// whichever node runs it. Stopping what already ended is not an error: the
+/// stop and the end can cross.
 async fn stop_generation(cx: EventContext, payload: Payload) -> AppResult<()> {
-    let streams = cx.state.flow::<ActiveStreams>();
+    let state = &cx.state;
+    let streams = state.flow::<ActiveStreams>();
     let access = access(&cx);
     match stop_target(payload)? {
         StopTarget::Message(message_id) => {
-            if let Some(conversation) = streams.conversation_of(&message_id) {
-                service::may_follow(&cx.state.db, &access, &conversation).await?;
-                streams.stop_message(&message_id);
+            let conversation = match streams.conversation_of(&message_id) {
+                Some(conversation) => Some(conversation),
+                None if state.cluster.is_shared() => {
+                    service::streaming_conversation_of(&state.db, &message_id).await?
+                }
+                None => None,
+            };
+            if let Some(conversation) = conversation {
+                service::may_follow(&state.db, &access, &conversation).await?;
+                if !streams.stop_message(&message_id) {
+                    state
+                        .cluster
+                        .publish(STOP_SIGNAL, json!({ "messageId": message_id }));
+                }
             }
         }
         StopTarget::Conversation(conversation_id) => {
-            service::may_follow(&cx.state.db, &access, &conversation_id).await?;
+            service::may_follow(&state.db, &access, &conversation_id).await?;
             streams.stop_conversation(&conversation_id);
+            state
+                .cluster
+                .publish(STOP_SIGNAL, json!({ "conversationId": conversation_id }));
         }
     }
     Ok(())
+}
+
+/// Signal topic: a client asked another node to stop a stream (checked there).
+const STOP_SIGNAL: &str = "assistant.stop";
+
+/// What another node told this one: stop a stream running here.
+pub fn on_signal(state: &AppState, signal: &Signal) {
+    if signal.topic != STOP_SIGNAL {
+        return;
+    }
+    let streams = state.flow::<ActiveStreams>();
+    let field = |name| signal.body.get(name).and_then(Value::as_str);
+    if let Some(message_id) = field("messageId") {
+        streams.stop_message(message_id);
+    } else if let Some(conversation_id) = field("conversationId") {
+        streams.stop_conversation(conversation_id);
+    }
 }
 
 #[cfg(test)]

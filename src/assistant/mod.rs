@@ -12,6 +12,6 @@ pub mod routes;
 pub mod service;
 pub mod stream;
 
-pub use events::register;
+pub use events::{on_signal, register};
 pub use routes::router;
 pub use stream::ActiveStreams;

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::{
     ai::{ChatMessage, ChatRequest, Role},
     auth::sha256_hex,
+    cluster::{NodeId, nodes},
     config::{Config, ConversationScope},
     error::{AppError, AppResult},
     state::AppState,
@@ -373,6 +374,28 @@ pub async fn add_message(
     content: &str,
     status: Status,
 ) -> AppResult<MessageView> {
+    insert_message(db, conversation_id, role, content, status, None).await
+}
+
+/// Stores the empty reply `node` is about to stream; another node marks it
+/// interrupted if `node` dies before it ends.
+pub async fn start_reply(
+    db: &DatabaseConnection,
+    node: &NodeId,
+    conversation_id: &str,
+) -> AppResult<MessageView> {
+    let status = Status::Streaming;
+    insert_message(db, conversation_id, Role::Assistant, "", status, Some(node)).await
+}
+
+async fn insert_message(
+    db: &DatabaseConnection,
+    conversation_id: &str,
+    role: Role,
+    content: &str,
+    status: Status,
+    node: Option<&NodeId>,
+) -> AppResult<MessageView> {
     let now = Utc::now();
     conversation::Entity::update_many()
         .col_expr(conversation::Column::UpdatedAt, Expr::value(now))
@@ -391,6 +414,7 @@ pub async fn add_message(
         status: Set(status.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        node_id: Set(node.map(ToString::to_string)),
         ..Default::default()
     }
     .insert(db)
@@ -502,20 +526,30 @@ pub async fn answer(
 /// Replies left `streaming` by a server that stopped are marked
 /// `interrupted`, keeping the text saved so far. With `older_than`, only those
 /// not saved since (other nodes may be streaming the newer ones).
-pub async fn mark_interrupted(
-    db: &DatabaseConnection,
-    older_than: Option<DateTime<Utc>>,
-) -> AppResult<u64> {
-    let mut update = assistant_message::Entity::update_many()
+pub async fn mark_interrupted(db: &DatabaseConnection) -> AppResult<u64> {
+    let update = assistant_message::Entity::update_many()
         .col_expr(
             assistant_message::Column::Status,
             Expr::value(Status::Interrupted.as_str()),
         )
-        .filter(assistant_message::Column::Status.eq(Status::Streaming.as_str()));
-    if let Some(cutoff) = older_than {
-        update = update.filter(assistant_message::Column::UpdatedAt.lt(cutoff));
-    }
+        .filter(assistant_message::Column::Status.eq(Status::Streaming.as_str()))
+        .filter(nodes::orphaned(assistant_message::Column::NodeId));
     Ok(update.exec(db).await?.rows_affected)
+}
+
+/// The conversation of a reply still streaming (on whichever node).
+pub async fn streaming_conversation_of(
+    db: &DatabaseConnection,
+    message_id: &str,
+) -> AppResult<Option<String>> {
+    Ok(assistant_message::Entity::find()
+        .select_only()
+        .column(assistant_message::Column::ConversationId)
+        .filter(assistant_message::Column::Id.eq(message_id))
+        .filter(assistant_message::Column::Status.eq(Status::Streaming.as_str()))
+        .into_tuple()
+        .one(db)
+        .await?)
 }
 
 #[cfg(test)]

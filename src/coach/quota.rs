@@ -1,20 +1,22 @@
 //! Daily token quotas of the AI routes: 50,000 tokens a user a UTC day by
 //! default (`DAILY_TOKEN_QUOTA`), reset at 00:00 UTC.
 //!
-//! The check, the model call and the addition of the tokens it used run under
-//! a per-user lock, so parallel requests near the limit overshoot it by at
-//! most one request's worth. The lock is per process: with several nodes, by
-//! at most one request a node.
+//! A user's AI calls take turns, on every node: the check, the model call and
+//! the booking of the tokens it used run while the caller holds the user's
+//! lease in the database (`quota_usage.busy_until_ms`, taken by one
+//! conditional upsert). So parallel requests near the limit, on any number of
+//! nodes, overshoot it by at most one request's worth. Callers on one node
+//! also queue on a lock of their own, so only one of them polls the lease.
+//! A node that dies holding a lease blocks that user until it expires.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use dashmap::DashMap;
 use entity::quota_usage;
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
 };
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -24,6 +26,9 @@ use crate::{
     state::AppState,
     timefmt::iso8601,
 };
+
+/// How often a caller looks whether another node's call for the user ended.
+const LEASE_POLL: StdDuration = StdDuration::from_millis(50);
 
 /// One lock per user with AI requests in this process.
 #[derive(Default)]
@@ -58,21 +63,81 @@ async fn used_today(db: &DatabaseConnection, user_id: i32) -> AppResult<i64> {
         .map_or(0, |row| row.tokens_used))
 }
 
-async fn add_used(db: &DatabaseConnection, user_id: i32, tokens: i64) -> AppResult<()> {
-    let row = quota_usage::ActiveModel {
-        user_id: Set(user_id),
-        day: Set(today()),
-        tokens_used: Set(tokens),
-    };
-    quota_usage::Entity::insert(row)
+/// The user's lease for `day`, held until `lease` from now; the tokens used so
+/// far, or `None` while another call holds it.
+async fn take_lease(
+    db: &DatabaseConnection,
+    user_id: i32,
+    day: &str,
+    lease: StdDuration,
+) -> AppResult<Option<i64>> {
+    use quota_usage::Column::{BusyUntilMs, Day, TokensUsed, UserId};
+    let now_ms = Utc::now().timestamp_millis();
+    let until_ms = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let busy_until = || Expr::col((quota_usage::Entity, BusyUntilMs));
+    let mut insert = Query::insert();
+    insert
+        .into_table(quota_usage::Entity)
+        .columns([UserId, Day, TokensUsed, BusyUntilMs])
+        .values([user_id.into(), day.into(), 0i64.into(), until_ms.into()])
+        .map_err(|err| AppError::Internal(err.to_string()))?
         .on_conflict(
-            OnConflict::columns([quota_usage::Column::UserId, quota_usage::Column::Day])
-                .value(
-                    quota_usage::Column::TokensUsed,
-                    Expr::col((quota_usage::Entity, quota_usage::Column::TokensUsed)).add(tokens),
-                )
+            OnConflict::columns([UserId, Day])
+                .update_column(BusyUntilMs)
+                .action_and_where(busy_until().is_null().or(busy_until().lt(now_ms)))
                 .to_owned(),
         )
+        .returning_col(TokensUsed);
+    match db.query_one(&insert).await? {
+        Some(row) => Ok(Some(row.try_get::<i64>("", "tokens_used")?)),
+        None => Ok(None),
+    }
+}
+
+/// A lease this node holds. Dropped without [`HeldLease::end`] (the request
+/// was cancelled mid-call), it is handed back by a task of its own, so the
+/// user is not locked out until it expires.
+struct HeldLease {
+    db: Option<DatabaseConnection>,
+    user_id: i32,
+    day: String,
+}
+
+impl HeldLease {
+    async fn end(&mut self, tokens: i64) -> AppResult<()> {
+        match self.db.take() {
+            Some(db) => end_lease(&db, self.user_id, &self.day, tokens).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let (user_id, day) = (self.user_id, std::mem::take(&mut self.day));
+            runtime.spawn(async move {
+                if let Err(err) = end_lease(&db, user_id, &day, 0).await {
+                    tracing::warn!(%err, user_id, "could not hand back a cancelled AI call's quota lease");
+                }
+            });
+        }
+    }
+}
+
+/// Books the call's tokens and hands the lease back.
+async fn end_lease(db: &DatabaseConnection, user_id: i32, day: &str, tokens: i64) -> AppResult<()> {
+    use quota_usage::Column::{BusyUntilMs, Day, TokensUsed, UserId};
+    quota_usage::Entity::update_many()
+        .col_expr(
+            TokensUsed,
+            Expr::col((quota_usage::Entity, TokensUsed)).add(tokens),
+        )
+        .col_expr(BusyUntilMs, Expr::value(Option::<i64>::None))
+        .filter(UserId.eq(user_id))
+        .filter(Day.eq(day))
         .exec(db)
         .await?;
     Ok(())
@@ -106,12 +171,41 @@ where
         .or_default()
         .clone();
     let _turn = lock.lock().await;
-    if used_today(&state.db, user_id).await? >= state.config.daily_token_quota {
-        return Err(AppError::QuotaExceeded {
+    let config = &state.config;
+    let attempts = u32::try_from(config.ai_max_retries)
+        .unwrap_or(u32::MAX)
+        .saturating_add(1);
+    let lease = config.ai_timeout().saturating_mul(attempts) + StdDuration::from_secs(10);
+    let day = today();
+    let waited_since = tokio::time::Instant::now();
+    let used = loop {
+        if let Some(used) = take_lease(&state.db, user_id, &day, lease).await? {
+            break used;
+        }
+        if waited_since.elapsed() > lease {
+            return Err(AppError::RateLimited {
+                message: "Another AI request of this account is still running".to_owned(),
+                retry_after: LEASE_POLL,
+            });
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    };
+    let mut held = HeldLease {
+        db: Some(state.db.clone()),
+        user_id,
+        day,
+    };
+    let outcome = if used >= config.daily_token_quota {
+        Err(AppError::QuotaExceeded {
             reset_at: next_reset(),
-        });
-    }
-    let (result, tokens) = call.await?;
-    add_used(&state.db, user_id, Ord::max(tokens, 0)).await?;
+        })
+    } else {
+        call.await
+    };
+    let tokens = outcome
+        .as_ref()
+        .map_or(0, |(_, tokens)| Ord::max(*tokens, 0));
+    held.end(tokens).await?;
+    let (result, _) = outcome?;
     Ok((result, view(state, user_id).await?))
 }

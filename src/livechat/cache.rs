@@ -8,8 +8,15 @@
 //! database. A stale hand-off flag can at worst start an AI answer that the
 //! store then drops: the hand-off check that decides whether an AI answer is
 //! stored is made in the database, atomically with the insert.
+//!
+//! Forgetting bumps a generation; the writer remembers what a transaction
+//! read only if no forget happened since it began, so a batch in flight
+//! cannot put back a fact another node just changed.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{
+    Arc, RwLock,
+    atomic::{AtomicU64, Ordering},
+};
 
 use entity::ai_config;
 use quick_cache::sync::Cache;
@@ -27,13 +34,42 @@ pub struct HotState {
     /// then read from the database again.
     sessions: Cache<String, SessionFacts>,
     config: RwLock<Option<Arc<ai_config::Model>>>,
+    generation: AtomicU64,
+    /// This node's id, recorded as the owner of the AI answers it starts.
+    node: Arc<str>,
 }
 
 impl HotState {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, node: &str) -> Self {
         Self {
             sessions: Cache::new(capacity.max(16)),
             config: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            node: node.into(),
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Changes with every forget; see [`HotState::remember_sessions`].
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers what a transaction that began at `generation` learned,
+    /// unless something was forgotten since.
+    pub fn remember_sessions(
+        &self,
+        generation: u64,
+        facts: impl IntoIterator<Item = (String, SessionFacts)>,
+    ) {
+        for (session, facts) in facts {
+            if self.generation() != generation {
+                return;
+            }
+            self.sessions.insert(session, facts);
         }
     }
 
@@ -41,13 +77,18 @@ impl HotState {
         self.sessions.get(session_id)
     }
 
-    pub fn remember_session(&self, session_id: &str, facts: SessionFacts) {
-        self.sessions.insert(session_id.to_owned(), facts);
-    }
-
     /// Another process changed the session: read it from the database next time.
     pub fn forget_session(&self, session_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.sessions.remove(session_id);
+    }
+
+    /// Changes elsewhere may have been missed (the backplane was away): every
+    /// fact is read from the database again.
+    pub fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.sessions.clear();
+        self.forget_config();
     }
 
     pub fn config(&self) -> Option<Arc<ai_config::Model>> {
@@ -65,6 +106,7 @@ impl HotState {
 
     /// Another process changed the AI settings.
     pub fn forget_config(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.config
             .write()
             .unwrap_or_else(|e| e.into_inner())

@@ -301,25 +301,23 @@ async fn reply_with_ai(state: AppState, session: SessionId) {
     room().emit("ai-thinking", &thinking(false)).await;
 }
 
-/// At start-up: answers the sessions whose AI answer a stop of the server cut off.
-pub fn retry_interrupted_replies(state: &AppState) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        match service::interrupted_ai_replies(&state).await {
-            Ok(sessions) => {
-                if !sessions.is_empty() {
-                    tracing::info!(
-                        count = sessions.len(),
-                        "answering live-chat messages a stop interrupted"
-                    );
-                }
-                for session in sessions {
-                    state.tasks.spawn(reply_with_ai(state.clone(), session));
-                }
+/// Answers again the sessions whose AI answer a stopped or dead node left
+/// unfinished (at start-up, then with every heartbeat).
+pub async fn retry_orphaned_replies(state: &AppState) {
+    match service::claim_orphaned_ai_replies(state).await {
+        Ok(sessions) => {
+            if !sessions.is_empty() {
+                tracing::info!(
+                    count = sessions.len(),
+                    "answering live-chat messages a stopped node left unanswered"
+                );
             }
-            Err(err) => tracing::warn!(%err, "could not look for interrupted AI answers"),
+            for session in sessions {
+                state.tasks.spawn(reply_with_ai(state.clone(), session));
+            }
         }
-    });
+        Err(err) => tracing::warn!(%err, "could not look for unanswered live-chat messages"),
+    }
 }
 
 async fn user_typing(cx: EventContext, payload: Payload) -> AppResult<()> {

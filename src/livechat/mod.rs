@@ -18,6 +18,7 @@ pub mod routes;
 pub mod service;
 pub mod store;
 
-pub use events::{register, retry_interrupted_replies};
+pub use events::{register, retry_orphaned_replies};
 pub use routes::router;
 pub use service::Livechat;
+pub use service::on_signal;

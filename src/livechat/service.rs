@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use entity::{ai_config, chat_message, chat_session};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard};
@@ -25,6 +25,7 @@ use super::{
 };
 use crate::{
     ai::{ChatMessage, ChatRequest, ProviderName, Role},
+    cluster::{self, Signal, nodes},
     config::Config,
     error::{AppError, AppResult},
     state::AppState,
@@ -48,8 +49,8 @@ pub struct Livechat {
 }
 
 impl Livechat {
-    pub fn new(db: DatabaseConnection, config: &Config) -> Self {
-        let cache = Arc::new(HotState::new(config.livechat_session_cache));
+    pub fn new(db: DatabaseConnection, config: &Config, node: &str) -> Self {
+        let cache = Arc::new(HotState::new(config.livechat_session_cache, node));
         Self {
             writer: Writer::start(db, config, cache.clone()),
             cache,
@@ -192,10 +193,12 @@ pub async fn record_user_message(
 /// The visitor asked for a human: the session is handed off and, the first
 /// time, the AI's "connecting you" notice stored.
 pub async fn hand_off(state: &AppState, session: &SessionId) -> AppResult<HandedOff> {
-    flow(state)
+    let handed_off = flow(state)
         .writer
         .hand_off(session, Some(MessageText::server(handoff::HANDOFF_REPLY)))
-        .await
+        .await?;
+    session_changed(state, session);
+    Ok(handed_off)
 }
 
 /// An admin's reply: the session is handed off and the reply stored, at once.
@@ -204,7 +207,9 @@ pub async fn record_admin_reply(
     session: &SessionId,
     text: MessageText,
 ) -> AppResult<MessageView> {
-    flow(state).writer.admin_reply(session, text).await
+    let row = flow(state).writer.admin_reply(session, text).await?;
+    session_changed(state, session);
+    Ok(row)
 }
 
 /// Stores the AI's answer unless a human took the session meanwhile (then `None`).
@@ -226,25 +231,75 @@ pub async fn ai_reply_failed(state: &AppState, session: &SessionId) -> AppResult
 
 /// Hands the session back to the AI.
 pub async fn release(state: &AppState, session: &SessionId) -> AppResult<()> {
-    flow(state).writer.set_handed_off(session, false).await
+    flow(state).writer.set_handed_off(session, false).await?;
+    session_changed(state, session);
+    Ok(())
 }
 
-/// Sessions whose AI answer was being generated when the server stopped;
-/// their answers are generated again (single-node: every one found at start-up).
-pub async fn interrupted_ai_replies(state: &AppState) -> AppResult<Vec<SessionId>> {
-    let sessions: Vec<String> = chat_session::Entity::find()
+/// Signal topics: another node changed a session's hand-off flag, or the AI settings.
+const SESSION_CHANGED: &str = "livechat.session";
+const CONFIG_CHANGED: &str = "livechat.config";
+
+/// Other nodes drop what they cached of the session.
+fn session_changed(state: &AppState, session: &SessionId) {
+    state.cluster.publish(
+        SESSION_CHANGED,
+        serde_json::json!({ "sessionId": session.as_str() }),
+    );
+}
+
+/// What another node told this one.
+pub fn on_signal(state: &AppState, signal: &Signal) {
+    let cache = &flow(state).cache;
+    match signal.topic.as_str() {
+        SESSION_CHANGED => {
+            if let Some(session) = signal.body.get("sessionId").and_then(|id| id.as_str()) {
+                cache.forget_session(session);
+            }
+        }
+        CONFIG_CHANGED => cache.forget_config(),
+        cluster::RESYNC => cache.forget_all(),
+        _ => {}
+    }
+}
+
+/// Sessions whose AI answer no live node is generating any more (its node
+/// stopped, or died), each claimed for this node so that only one node
+/// answers it again.
+pub async fn claim_orphaned_ai_replies(state: &AppState) -> AppResult<Vec<SessionId>> {
+    let orphans: Vec<(String, Option<String>)> = chat_session::Entity::find()
         .select_only()
         .column(chat_session::Column::SessionId)
+        .column(chat_session::Column::AiReplyNode)
         .filter(chat_session::Column::AiReplyPendingAt.is_not_null())
+        .filter(nodes::orphaned(chat_session::Column::AiReplyNode))
         .into_tuple()
         .all(&state.db)
         .await?;
-    // Stored ids passed validation when they were stored; a shorter minimum
-    // configured since must not hide them.
-    Ok(sessions
-        .iter()
-        .filter_map(|id| SessionId::parse(id, 1).ok())
-        .collect())
+    let me = state.cluster.node().as_str();
+    let mut claimed = Vec::with_capacity(orphans.len());
+    for (session, owner) in orphans {
+        let previous_owner = match &owner {
+            Some(owner) => chat_session::Column::AiReplyNode.eq(owner.as_str()),
+            None => chat_session::Column::AiReplyNode.is_null(),
+        };
+        let taken = chat_session::Entity::update_many()
+            .col_expr(chat_session::Column::AiReplyNode, Expr::value(me))
+            .filter(chat_session::Column::SessionId.eq(session.as_str()))
+            .filter(chat_session::Column::AiReplyPendingAt.is_not_null())
+            .filter(previous_owner)
+            .exec(&state.db)
+            .await?
+            .rows_affected;
+        // Stored ids passed validation when they were stored; a shorter
+        // minimum configured since must not hide them.
+        if taken == 1
+            && let Ok(session) = SessionId::parse(&session, 1)
+        {
+            claimed.push(session);
+        }
+    }
+    Ok(claimed)
 }
 
 /// The AI's answer to the session's latest messages (not stored).
@@ -460,6 +515,9 @@ pub async fn update_config(state: &AppState, change: AiConfigChange) -> AppResul
     config.updated_at = Set(Utc::now());
     let saved = config.update(&state.db).await?;
     let saved = flow(state).cache.remember_config(saved);
+    state
+        .cluster
+        .publish(CONFIG_CHANGED, serde_json::Value::Null);
     Ok(config_view(state, &saved))
 }
 

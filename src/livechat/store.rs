@@ -355,9 +355,10 @@ async fn fill(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, lim
 /// Commits `batch` and answers each caller.
 async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<Pending>) {
     let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+    let generation = cache.generation();
     match apply(executor, cache, &ops).await {
         Ok((outputs, facts)) => {
-            remember(cache, facts);
+            cache.remember_sessions(generation, facts);
             for (reply, output) in replies.into_iter().zip(outputs) {
                 let _ = reply.send(Ok(output));
             }
@@ -365,9 +366,10 @@ async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<P
         Err(err) if ops.len() > 1 && !database_unreachable(&err) => {
             tracing::warn!(%err, rows = ops.len(), "a live-chat batch failed; retrying it row by row");
             for (op, reply) in ops.into_iter().zip(replies) {
+                let generation = cache.generation();
                 let result = match apply(executor, cache, std::slice::from_ref(&op)).await {
                     Ok((mut outputs, facts)) => {
-                        remember(cache, facts);
+                        cache.remember_sessions(generation, facts);
                         outputs
                             .pop()
                             .ok_or_else(|| DbErr::Custom("no output".to_owned()))
@@ -382,12 +384,6 @@ async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<P
                 let _ = reply.send(Err(err.clone()));
             }
         }
-    }
-}
-
-fn remember(cache: &HotState, facts: HashMap<String, SessionFacts>) {
-    for (session, facts) in facts {
-        cache.remember_session(&session, facts);
     }
 }
 
@@ -541,6 +537,7 @@ async fn apply_visitor_group<E: TxnExecutor>(
                 chat_session::Column::AiReplyPendingAt,
                 Expr::value(Some(now)),
             )
+            .col_expr(chat_session::Column::AiReplyNode, Expr::value(cache.node()))
             .filter(chat_session::Column::SessionId.is_in(waiting_for_ai))
             .build(executor.backend());
         executor.execute(mark).await?;
@@ -788,14 +785,19 @@ async fn apply_one<E: TxnExecutor>(
                 (AiReplyPendingAt, Expr::value(no_time)),
             ];
             if update_session(executor, session, &set, Some(false)).await? == 0 {
-                // A human took over meanwhile: the answer is dropped.
-                update_session(
+                // A human took over meanwhile (maybe on another node): the
+                // answer is dropped, and this node knows it from now on.
+                if update_session(
                     executor,
                     session,
                     &[(AiReplyPendingAt, Expr::value(no_time))],
                     None,
                 )
-                .await?;
+                .await?
+                    > 0
+                {
+                    note(facts, cache, session, true, None);
+                }
                 return Ok(Output::MaybeRow(None));
             }
             note(facts, cache, session, false, Some(now.timestamp()));

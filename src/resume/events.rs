@@ -82,7 +82,7 @@ fn start_expiry(cx: &SocketContext) {
     };
     let state = cx.state.clone();
     tokio::spawn(async move {
-        if let Err(err) = service::release(&state.db, &session.id).await {
+        if let Err(err) = service::release(&state.db, state.cluster.node(), &session.id).await {
             tracing::warn!(%err, "could not mark a resume session as left");
         }
     });
@@ -153,7 +153,7 @@ async fn upload_resume(cx: EventContext, payload: Payload) -> AppResult<()> {
     let resume = service::parse_resume(&cx.state, &payload.raw_resume_text).await?;
     let mut state = session.lock().await;
     state.resume = Some(resume.clone());
-    service::save(&cx.state.db, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &state).await?;
     cx.socket
         .emit("upload_resume_done", &json!({ "resumeData": resume }));
     Ok(())
@@ -203,7 +203,7 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
         }
     };
     service::record_turn(&mut state, message, &answer);
-    service::save(&cx.state.db, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &state).await?;
     cx.socket
         .emit("user_message_response_done", &json!({ "content": answer }));
     Ok(())
@@ -223,7 +223,7 @@ async fn check_resume_fields(cx: EventContext, payload: Payload) -> AppResult<()
     let missing = schema::missing_fields(&resume);
     let mut state = session.lock().await;
     state.resume = Some(resume.clone());
-    service::save(&cx.state.db, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &state).await?;
     if missing.is_empty() {
         cx.socket
             .emit("resume_complete", &json!({ "resumeData": resume }));
@@ -265,7 +265,7 @@ async fn preview_resume(cx: EventContext, _: Payload) -> AppResult<()> {
             .ok_or_else(|| AppError::Internal("a resume stopped being an object".to_owned()))?;
         // Each answer is kept even if a later one never comes.
         state.resume = Some(resume.clone());
-        service::save(&cx.state.db, &session.id, &state).await?;
+        service::save(&cx.state, &session.id, &state).await?;
     }
     cx.socket
         .emit("preview_resume_done", &json!({ "resumeData": resume }));
@@ -291,7 +291,7 @@ async fn update_field(cx: EventContext, payload: Payload) -> AppResult<()> {
     let resume = schema::set_field(state.resume.as_ref(), &payload.field, payload.value.clone())
         .ok_or_else(|| AppError::invalid("the value does not fit the resume"))?;
     state.resume = Some(resume);
-    service::save(&cx.state.db, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &state).await?;
     cx.socket.emit(
         "field_updated",
         &json!({ "field": payload.field, "value": payload.value }),

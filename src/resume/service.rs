@@ -18,6 +18,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 use super::schema;
 use crate::{
     ai::{AiError, ChatMessage, ChatRequest, OutputFormat, Role},
+    cluster::{NodeId, nodes},
     error::{AppError, AppResult},
     state::AppState,
 };
@@ -133,6 +134,10 @@ pub async fn open(state: &AppState, requested: Option<&str>) -> AppResult<Resume
                     resume_session::Column::DisconnectedAt,
                     sea_orm::sea_query::Expr::value(Option::<chrono::DateTime<Utc>>::None),
                 )
+                .col_expr(
+                    resume_session::Column::NodeId,
+                    sea_orm::sea_query::Expr::value(state.cluster.node().as_str()),
+                )
                 .filter(resume_session::Column::Id.eq(id))
                 .exec(&state.db)
                 .await?;
@@ -149,14 +154,15 @@ pub async fn open(state: &AppState, requested: Option<&str>) -> AppResult<Resume
     Ok(ResumeSession::fresh())
 }
 
-/// Writes the session's state through to the database.
-pub async fn save(db: &DatabaseConnection, id: &str, state: &ResumeState) -> AppResult<()> {
+/// Writes the session's state through to the database; this node holds it.
+pub async fn save(app: &AppState, id: &str, state: &ResumeState) -> AppResult<()> {
     let row = resume_session::ActiveModel {
         id: Set(id.to_owned()),
         resume_data: Set(state.resume.clone()),
         history: Set(serde_json::to_value(&state.history).unwrap_or(Value::Array(Vec::new()))),
         updated_at: Set(Utc::now()),
         disconnected_at: Set(None),
+        node_id: Set(Some(app.cluster.node().to_string())),
     };
     resume_session::Entity::insert(row)
         .on_conflict(
@@ -166,40 +172,47 @@ pub async fn save(db: &DatabaseConnection, id: &str, state: &ResumeState) -> App
                     resume_session::Column::History,
                     resume_session::Column::UpdatedAt,
                     resume_session::Column::DisconnectedAt,
+                    resume_session::Column::NodeId,
                 ])
                 .to_owned(),
         )
-        .exec(db)
+        .exec(&app.db)
         .await?;
     Ok(())
 }
 
-/// Starts the session's expiry clock: its socket left.
-pub async fn release(db: &DatabaseConnection, id: &str) -> AppResult<()> {
+/// Starts the session's expiry clock: its socket on `node` left (unless the
+/// client already came back on another node).
+pub async fn release(db: &DatabaseConnection, node: &NodeId, id: &str) -> AppResult<()> {
     resume_session::Entity::update_many()
         .col_expr(
             resume_session::Column::DisconnectedAt,
             sea_orm::sea_query::Expr::value(Utc::now()),
         )
         .filter(resume_session::Column::Id.eq(id))
+        .filter(resume_session::Column::NodeId.eq(node.as_str()))
         .exec(db)
         .await?;
     Ok(())
 }
 
-/// Drops sessions whose socket left more than `ttl` ago. At start-up, with
-/// `all_left`, every session counts as left: no socket survives a restart.
-pub async fn sweep(db: &DatabaseConnection, ttl: Duration, all_left: bool) -> AppResult<u64> {
-    if all_left {
-        resume_session::Entity::update_many()
-            .col_expr(
-                resume_session::Column::DisconnectedAt,
-                sea_orm::sea_query::Expr::value(Utc::now()),
-            )
-            .filter(resume_session::Column::DisconnectedAt.is_null())
-            .exec(db)
-            .await?;
-    }
+/// Starts the expiry clock of the sessions held by a node that stopped or
+/// died: no socket outlives its node.
+pub async fn release_orphans(db: &DatabaseConnection) -> AppResult<u64> {
+    let released = resume_session::Entity::update_many()
+        .col_expr(
+            resume_session::Column::DisconnectedAt,
+            sea_orm::sea_query::Expr::value(Utc::now()),
+        )
+        .filter(resume_session::Column::DisconnectedAt.is_null())
+        .filter(nodes::orphaned(resume_session::Column::NodeId))
+        .exec(db)
+        .await?;
+    Ok(released.rows_affected)
+}
+
+/// Drops sessions whose socket left more than `ttl` ago.
+pub async fn sweep(db: &DatabaseConnection, ttl: Duration) -> AppResult<u64> {
     let cutoff = Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
     let deleted = resume_session::Entity::delete_many()
         .filter(resume_session::Column::DisconnectedAt.lt(cutoff))

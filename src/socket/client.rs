@@ -9,17 +9,21 @@ use socketioxide::{
     socket::Sid,
 };
 
-use super::Room;
+use super::{PostgresAdapter, RedisAdapter, Room};
 
 /// A client socket connected to this node.
 #[derive(Clone, Debug)]
 pub enum ClientSocket {
     Local(SocketRef<LocalAdapter>),
+    Redis(SocketRef<RedisAdapter>),
+    Postgres(SocketRef<PostgresAdapter>),
 }
 
 /// The acknowledgement callback of one event (a no-op when the client asked none).
 pub enum Ack {
     Local(AckSender<LocalAdapter>),
+    Redis(AckSender<RedisAdapter>),
+    Postgres(AckSender<PostgresAdapter>),
 }
 
 /// Runs `$body` with `$inner` bound to the adapter-specific value.
@@ -27,6 +31,8 @@ macro_rules! each_adapter {
     ($value:expr, $inner:ident => $body:expr) => {
         match $value {
             ClientSocket::Local($inner) => $body,
+            ClientSocket::Redis($inner) => $body,
+            ClientSocket::Postgres($inner) => $body,
         }
     };
 }
@@ -73,18 +79,27 @@ impl Ack {
     pub fn send<T: Serialize + ?Sized>(self, data: &T) {
         let _ = match self {
             Ack::Local(ack) => ack.send(data),
+            Ack::Redis(ack) => ack.send(data),
+            Ack::Postgres(ack) => ack.send(data),
         };
     }
 }
 
-impl From<SocketRef<LocalAdapter>> for ClientSocket {
-    fn from(socket: SocketRef<LocalAdapter>) -> Self {
-        Self::Local(socket)
-    }
+/// The conversions [`super::attach`] needs, one pair per adapter.
+macro_rules! from_adapter {
+    ($($variant:ident: $adapter:ty),*) => {$(
+        impl From<SocketRef<$adapter>> for ClientSocket {
+            fn from(socket: SocketRef<$adapter>) -> Self {
+                Self::$variant(socket)
+            }
+        }
+
+        impl From<AckSender<$adapter>> for Ack {
+            fn from(ack: AckSender<$adapter>) -> Self {
+                Self::$variant(ack)
+            }
+        }
+    )*};
 }
 
-impl From<AckSender<LocalAdapter>> for Ack {
-    fn from(ack: AckSender<LocalAdapter>) -> Self {
-        Self::Local(ack)
-    }
-}
+from_adapter!(Local: LocalAdapter, Redis: RedisAdapter, Postgres: PostgresAdapter);

@@ -1,23 +1,54 @@
 //! [`Hub`]: how services, background tasks and routes reach rooms — on this
-//! node, and on every node once the engine runs with a shared adapter.
+//! node, and on every node when the engine runs with a shared adapter.
 
 use std::{borrow::Cow, sync::RwLock};
 
 use serde::Serialize;
-use socketioxide::{SocketIo, adapter::LocalAdapter, socket::Sid};
+use socketioxide::{
+    BroadcastError, SocketIo,
+    adapter::{Adapter, LocalAdapter},
+    operators::BroadcastOperators,
+    socket::Sid,
+};
 
-use super::{ClientSocket, Room};
+use super::{ClientSocket, PostgresAdapter, RedisAdapter, Room};
 use crate::warn_limited;
 
 /// The engine this node serves, behind whichever adapter it uses.
 #[derive(Clone)]
 pub enum Io {
     Local(SocketIo<LocalAdapter>),
+    Redis(SocketIo<RedisAdapter>),
+    Postgres(SocketIo<PostgresAdapter>),
 }
 
-impl From<SocketIo<LocalAdapter>> for Io {
-    fn from(io: SocketIo<LocalAdapter>) -> Self {
-        Self::Local(io)
+/// Runs `$body` with `$io` bound to the adapter-specific engine.
+macro_rules! each_io {
+    ($value:expr, $io:ident => $body:expr) => {
+        match $value {
+            Io::Local($io) => $body,
+            Io::Redis($io) => $body,
+            Io::Postgres($io) => $body,
+        }
+    };
+}
+
+macro_rules! io_from {
+    ($($variant:ident: $adapter:ty),*) => {$(
+        impl From<SocketIo<$adapter>> for Io {
+            fn from(io: SocketIo<$adapter>) -> Self {
+                Self::$variant(io)
+            }
+        }
+    )*};
+}
+
+io_from!(Local: LocalAdapter, Redis: RedisAdapter, Postgres: PostgresAdapter);
+
+impl Io {
+    /// Disconnects every socket of this node.
+    pub async fn close(&self) {
+        each_io!(self, io => io.close().await)
     }
 }
 
@@ -42,7 +73,7 @@ impl Hub {
         self.io.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Every socket in any of `rooms`, each once.
+    /// Every socket in any of `rooms`, each once, on every node.
     pub fn to(&self, rooms: impl IntoIterator<Item = Room>) -> Broadcast {
         Broadcast {
             io: self.io(),
@@ -51,7 +82,7 @@ impl Hub {
         }
     }
 
-    /// Every connected socket.
+    /// Every connected socket, on every node.
     pub fn everyone(&self) -> Broadcast {
         Broadcast {
             io: self.io(),
@@ -62,15 +93,15 @@ impl Hub {
 
     /// A socket connected to this node.
     pub fn local_socket(&self, sid: Sid) -> Option<ClientSocket> {
-        match self.io()? {
-            Io::Local(io) => io.get_socket(sid).map(ClientSocket::from),
-        }
+        each_io!(self.io()?, io => io.get_socket(sid).map(ClientSocket::from))
     }
 
     /// Every socket connected to this node.
     pub fn local_sockets(&self) -> Vec<ClientSocket> {
         match self.io() {
-            Some(Io::Local(io)) => io.sockets().into_iter().map(ClientSocket::from).collect(),
+            Some(io) => {
+                each_io!(io, io => io.sockets().into_iter().map(ClientSocket::from).collect())
+            }
             None => Vec::new(),
         }
     }
@@ -92,24 +123,38 @@ impl Broadcast {
     }
 
     /// Sends the event. Sockets whose buffer is full miss it (they are dropped
-    /// as stalled soon); failures are logged, rate-limited.
+    /// as stalled soon). When the other nodes cannot be reached, this node's
+    /// sockets still get it. Failures are logged, rate-limited.
     pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) {
-        let Some(io) = self.io else { return };
-        let result = match io {
-            Io::Local(io) => {
-                let mut operators = match self.rooms {
-                    Some(rooms) => io.to(rooms.into_iter().map(Cow::from).collect::<Vec<_>>()),
-                    None => io.broadcast(),
-                };
-                if !self.except.is_empty() {
-                    operators = operators
-                        .except(self.except.into_iter().map(Cow::from).collect::<Vec<_>>());
+        let Some(io) = &self.io else { return };
+        let result = each_io!(io, io => {
+            match self.operators(io, false).emit(event, data).await {
+                Err(BroadcastError::Adapter(err)) => {
+                    warn_limited!(%err, event, "the other nodes are unreachable; delivering on this node only");
+                    self.operators(io, true).emit(event, data).await
                 }
-                operators.emit(event, data).await
+                result => result,
             }
-        };
+        });
         if let Err(err) = result {
             warn_limited!(%err, event, "a broadcast did not reach every socket");
         }
+    }
+
+    fn operators<A: Adapter>(&self, io: &SocketIo<A>, local: bool) -> BroadcastOperators<A> {
+        let mut operators = match &self.rooms {
+            Some(rooms) => io.to(rooms.iter().cloned().map(Cow::from).collect::<Vec<_>>()),
+            None => io.broadcast(),
+        };
+        if !self.except.is_empty() {
+            operators = operators.except(
+                self.except
+                    .iter()
+                    .cloned()
+                    .map(Cow::from)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if local { operators.local() } else { operators }
     }
 }

@@ -24,13 +24,14 @@ use axum::{
 use serde_json::Value;
 use socketioxide::{
     SocketIo,
-    adapter::Adapter,
+    adapter::{Adapter, Emitter},
     extract::{AckSender, Event, SocketRef, TryData},
     handler::ConnectHandler,
     layer::SocketIoLayer,
 };
-
 use socketioxide_core::adapter::DefinedAdapter;
+use socketioxide_postgres::CustomPostgresAdapter;
+use socketioxide_redis::CustomRedisAdapter;
 
 pub use client::{Ack, ClientSocket};
 pub use events::{
@@ -40,7 +41,17 @@ pub use events::{
 pub use hub::{Broadcast, Hub, Io};
 pub use rooms::{Room, RoomKind};
 
-use crate::{auth, config::Config, state::AppState};
+use crate::{
+    auth,
+    cluster::{PgLink, RedisLink},
+    config::Config,
+    state::AppState,
+};
+
+/// Rooms and broadcasts shared over Redis.
+pub type RedisAdapter = CustomRedisAdapter<Emitter, RedisLink>;
+/// Rooms and broadcasts shared over PostgreSQL LISTEN/NOTIFY.
+pub type PostgresAdapter = CustomPostgresAdapter<Emitter, PgLink>;
 
 /// Packets a socket may have queued before an emit to it fails; socketioxide's
 /// default of 128 is too small for a burst of stream chunks to a slow client.
@@ -54,9 +65,10 @@ const WS_READ_BUFFER_BYTES: usize = 512;
 /// as Node's `maxHttpBufferSize` does; each flow's own, smaller limits answer
 /// with that flow's error event instead. A client that opens the transport but
 /// never connects to the namespace is dropped after `SOCKET_CONNECT_TIMEOUT_SECS`.
-pub fn build(config: &Config) -> (SocketIoLayer, SocketIo) {
+pub fn build<A: Adapter>(config: &Config, adapter: A::State) -> (SocketIoLayer<A>, SocketIo<A>) {
     let max_message = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
     SocketIo::builder()
+        .with_adapter::<A>(adapter)
         .max_payload(config.max_payload_bytes)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message)

@@ -72,6 +72,53 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
     Ok(db)
 }
 
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Held while a node sets the database up (migrations, the generated JWT
+/// secret, the first admin): nodes starting at once on an empty PostgreSQL
+/// database take turns, so all end with one schema, one secret and one admin.
+///
+/// A PostgreSQL session advisory lock on a connection of its own; nothing on
+/// SQLite, whose file is one node's.
+pub struct StartupLock(Option<sea_orm::sqlx::PgConnection>);
+
+/// The advisory lock's key ("switchboard start-up").
+const STARTUP_LOCK_KEY: i64 = 0x5357_4254_5354_5550;
+
+impl StartupLock {
+    pub async fn acquire(config: &Config) -> Result<Self, DbErr> {
+        use sea_orm::sqlx::Connection;
+        if !is_postgres_url(&config.database_url) {
+            return Ok(Self(None));
+        }
+        let sqlx_error = |err: sea_orm::sqlx::Error| DbErr::Custom(err.to_string());
+        let mut connection = sea_orm::sqlx::PgConnection::connect(&config.database_url)
+            .await
+            .map_err(sqlx_error)?;
+        sea_orm::sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(STARTUP_LOCK_KEY)
+            .execute(&mut connection)
+            .await
+            .map_err(sqlx_error)?;
+        Ok(Self(Some(connection)))
+    }
+
+    /// Lets the next node in (closing the connection would too).
+    pub async fn release(self) {
+        use sea_orm::sqlx::Connection;
+        if let Some(mut connection) = self.0 {
+            let _ = sea_orm::sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(STARTUP_LOCK_KEY)
+                .execute(&mut connection)
+                .await;
+            let _ = connection.close().await;
+        }
+    }
+}
+
 /// The file of a SQLite URL (`sqlite://switchboard.db?mode=rwc`); `None` for
 /// other databases and in-memory SQLite, which another connection cannot share.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {

@@ -306,13 +306,18 @@ impl ServerProcess {
         extra_args: &[&str],
         open_files: Option<u64>,
     ) -> Self {
-        use std::io::{BufRead, BufReader};
-        use std::os::unix::process::CommandExt;
         let mut args = test_args(database_url, mock);
         args.extend(extra_args.iter().map(|s| (*s).to_owned()));
+        Self::start_with(&args, open_files)
+    }
+
+    /// Starts `switchboard` with exactly `args`.
+    pub fn start_with(args: &[String], open_files: Option<u64>) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
         command
-            .args(&args)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit());
@@ -439,17 +444,95 @@ impl TcpProxy {
         }
     }
 
-    /// Accepts again, on the same address.
+    /// Cuts, then accepts again on the same address, for `upstream`: a load
+    /// balancer sending the clients of a dead node to another.
+    pub async fn redirect(&mut self, upstream: SocketAddr) {
+        self.cut();
+        self.upstream = upstream;
+        self.restore().await;
+    }
+
+    /// Accepts again, on the same address (once the aborted listener let it go).
     pub async fn restore(&mut self) {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_reuseaddr(true).unwrap();
-        socket.bind(self.addr).unwrap();
-        self.serve(socket.listen(128).unwrap());
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_reuseaddr(true).unwrap();
+            match socket.bind(self.addr).and_then(|()| socket.listen(128)) {
+                Ok(listener) => break listener,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("the proxy cannot listen on {} again: {err}", self.addr),
+            }
+        };
+        self.serve(listener);
     }
 }
 
 impl Drop for TcpProxy {
     fn drop(&mut self) {
         self.cut();
+    }
+}
+
+/// The JS tests' directory, with its dependencies installed.
+pub fn js_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    let node = std::process::Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "Node.js is required for the socket.io-client tests (node >= 20 on PATH)"
+    );
+    if !dir.join("node_modules/socket.io-client").exists() {
+        let status = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .expect("npm is required to install the JS test dependencies");
+        assert!(status.success(), "`npm ci` in tests/js failed");
+    }
+    dir
+}
+
+/// Runs one JS test file with Node's test runner and `env`; its report on failure.
+pub async fn run_node_test(
+    file: &std::path::Path,
+    env: Vec<(&'static str, String)>,
+) -> Result<(), String> {
+    let dir = js_dir();
+    let file = file.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node")
+            // A hung test fails after a minute instead of hanging `cargo test`,
+            // and sockets a failed test left open do not keep Node alive.
+            .args([
+                "--test",
+                "--test-reporter=spec",
+                "--test-timeout=60000",
+                "--test-force-exit",
+            ])
+            .arg(&file)
+            .current_dir(dir)
+            .env("ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("JWT_SECRET", JWT_SECRET)
+            .envs(env)
+            .output()
+            .expect("node runs")
+    })
+    .await
+    .expect("node finished");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    println!("{report}");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(report)
     }
 }

@@ -15,7 +15,12 @@ if (!SERVER_URL) {
 
 /** Opens a socket and resolves once it is connected. */
 export function connect(options = {}) {
-  const socket = io(SERVER_URL, { forceNew: true, reconnection: false, timeout: 10_000, ...options });
+  return connectTo(SERVER_URL, options);
+}
+
+/** Opens a socket to the server at `url` (one node of several). */
+export function connectTo(url, options = {}) {
+  const socket = io(url, { forceNew: true, reconnection: false, timeout: 10_000, ...options });
   return new Promise((resolve, reject) => {
     socket.once('connect', () => resolve(socket));
     socket.once('connect_error', (err) => {

@@ -1,0 +1,79 @@
+//! The registry of live nodes (`cluster_nodes`): each node beats a heartbeat;
+//! work a node owns (its rows name it) is taken over by the others once its
+//! heartbeat is older than [`DEAD_AFTER`] — a node killed mid-work leaves
+//! nothing stuck.
+//!
+//! A node alone (local adapter) is the only node by definition: at start-up
+//! it drops every other entry, so what the previous process left is taken
+//! over at once, as before there were several nodes.
+//!
+//! Heartbeats are stamped with each node's clock: keep the clocks in sync
+//! (NTP), as for any cluster.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use entity::cluster_node;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    sea_query::{OnConflict, Query},
+};
+
+use super::NodeId;
+
+/// How often a node says it is alive.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// A node silent this long is dead: the others take over its work.
+pub const DEAD_AFTER: Duration = Duration::from_secs(20);
+
+/// Enters (or refreshes) this node; `alone`: forget every other node.
+pub async fn register(db: &DatabaseConnection, node: &NodeId, alone: bool) -> Result<(), DbErr> {
+    if alone {
+        cluster_node::Entity::delete_many()
+            .filter(cluster_node::Column::Id.ne(node.as_str()))
+            .exec(db)
+            .await?;
+    }
+    beat(db, node).await
+}
+
+/// Refreshes this node's heartbeat.
+pub async fn beat(db: &DatabaseConnection, node: &NodeId) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let row = cluster_node::ActiveModel {
+        id: sea_orm::Set(node.to_string()),
+        started_at: sea_orm::Set(now),
+        heartbeat_at: sea_orm::Set(now),
+    };
+    cluster_node::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(cluster_node::Column::Id)
+                .update_column(cluster_node::Column::HeartbeatAt)
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Leaves the registry (a clean shutdown): the others take over at once.
+pub async fn leave(db: &DatabaseConnection, node: &NodeId) -> Result<(), DbErr> {
+    cluster_node::Entity::delete_by_id(node.to_string())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Rows whose `owner` column names no live node (or none at all).
+pub fn orphaned(owner: impl ColumnTrait) -> Condition {
+    let cutoff = Utc::now() - chrono::Duration::from_std(DEAD_AFTER).unwrap_or_default();
+    let live = Query::select()
+        .column(cluster_node::Column::Id)
+        .from(cluster_node::Entity)
+        .and_where(cluster_node::Column::HeartbeatAt.gt(cutoff))
+        .to_owned();
+    Condition::any()
+        .add(owner.is_null())
+        .add(owner.not_in_subquery(live))
+}
