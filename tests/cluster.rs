@@ -449,6 +449,7 @@ impl OwnRedis {
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("redis-server is installed");
         self.child = Some(child);
@@ -683,8 +684,11 @@ impl Nginx {
             config.contains(&format!("server {second};")),
             "the example names two nodes"
         );
-        let config =
-            format!("daemon off;\npid {path}/nginx.pid;\nerror_log {path}/error.log;\n{config}");
+        // One process in the foreground: killing it leaves no worker behind
+        // holding the test's output open.
+        let config = format!(
+            "daemon off;\nmaster_process off;\npid {path}/nginx.pid;\nerror_log {path}/error.log;\n{config}"
+        );
         std::fs::write(dir.path().join("nginx.conf"), config).unwrap();
         let nginx = ["/usr/sbin/nginx", "nginx"]
             .into_iter()
@@ -697,6 +701,8 @@ impl Nginx {
             .expect("nginx is installed (Debian package nginx-light; .ci/run installs it)");
         let child = std::process::Command::new(nginx)
             .args(["-p", &path, "-c", &format!("{path}/nginx.conf")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nginx starts");
         let deadline = Instant::now() + Duration::from_secs(10);
