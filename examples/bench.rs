@@ -382,14 +382,7 @@ async fn live_chat_closed_loop(server: &Pinned, seconds: u64, tag: &str) -> Loop
             (session, rtts, acked)
         }));
     }
-    tokio::time::sleep(WARMUP).await;
-    let cpu_before = server.cpu_seconds();
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu = server.cpu_seconds() - cpu_before;
+    let (elapsed, cpu) = measurement_window(seconds, &measuring, || server.cpu_seconds()).await;
     done.store(true, Ordering::Relaxed);
     let mut rtts = Vec::new();
     let mut acked = HashMap::new();
@@ -523,14 +516,7 @@ async fn echo_closed_loop(server: &Pinned, seconds: u64) -> LoopResult {
             rtts
         }));
     }
-    tokio::time::sleep(WARMUP).await;
-    let cpu_before = server.cpu_seconds();
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu = server.cpu_seconds() - cpu_before;
+    let (elapsed, cpu) = measurement_window(seconds, &measuring, || server.cpu_seconds()).await;
     done.store(true, Ordering::Relaxed);
     let mut rtts = Vec::new();
     for client in clients {
@@ -723,6 +709,46 @@ fn since_micros(stamp: i64) -> Duration {
     Duration::from_micros(now_micros().saturating_sub(stamp).max(0) as u64)
 }
 
+/// While not `done`: how long ago each `event` received during the
+/// measurement was stamped (`stamp_of` reads the stamp).
+async fn stamped_latencies(
+    mut client: SioClient,
+    event: &'static str,
+    stamp_of: fn(&Value) -> Option<i64>,
+    measuring: Arc<AtomicBool>,
+    done: Arc<AtomicBool>,
+) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    while !done.load(Ordering::Relaxed) {
+        match tokio::time::timeout(Duration::from_millis(200), client.next_named(event)).await {
+            Ok(Ok(data)) if measuring.load(Ordering::Relaxed) => {
+                if let Some(stamp) = stamp_of(&data) {
+                    latencies.push(since_micros(stamp));
+                }
+            }
+            Ok(Err(_)) => break,
+            _ => {}
+        }
+    }
+    latencies
+}
+
+/// Warms up, then measures for `seconds`: how long it measured, and the
+/// server CPU seconds (`cpu_seconds`) spent meanwhile.
+async fn measurement_window(
+    seconds: u64,
+    measuring: &AtomicBool,
+    cpu_seconds: impl Fn() -> f64,
+) -> (Duration, f64) {
+    tokio::time::sleep(WARMUP).await;
+    let cpu_before = cpu_seconds();
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    (started.elapsed(), cpu_seconds() - cpu_before)
+}
+
 /// Admins (one per node) receive the rows of visitors spread over the nodes.
 async fn cluster_live_chat(nodes: &Nodes, seconds: u64, result: &mut ClusterResult) {
     let token = admin_token(&nodes.nodes[0]).await;
@@ -730,35 +756,20 @@ async fn cluster_live_chat(nodes: &Nodes, seconds: u64, result: &mut ClusterResu
     let done = Arc::new(AtomicBool::new(false));
     let mut admins = Vec::new();
     for index in 0..2 {
-        let mut admin = SioClient::connect(
+        let admin = SioClient::connect(
             &nodes.node(index).base_url,
             Some(&json!({ "token": token })),
         )
         .await
         .expect("an admin connects");
         let (measuring, done) = (measuring.clone(), done.clone());
-        admins.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                match tokio::time::timeout(
-                    Duration::from_millis(200),
-                    admin.next_named("user-message"),
-                )
-                .await
-                {
-                    Ok(Ok(row)) if measuring.load(Ordering::Relaxed) => {
-                        let stamp = row["message"]
-                            .as_str()
-                            .and_then(|m| m.parse().ok())
-                            .unwrap_or(0);
-                        latencies.push(since_micros(stamp));
-                    }
-                    Ok(Err(_)) => break,
-                    _ => {}
-                }
-            }
-            latencies
-        }));
+        admins.push(tokio::spawn(stamped_latencies(
+            admin,
+            "user-message",
+            |row| row["message"].as_str()?.parse().ok(),
+            measuring,
+            done,
+        )));
     }
     let mut visitors = Vec::new();
     for v in 0..VISITORS {
@@ -778,14 +789,7 @@ async fn cluster_live_chat(nodes: &Nodes, seconds: u64, result: &mut ClusterResu
             }
         }));
     }
-    tokio::time::sleep(WARMUP).await;
-    let cpu_before = nodes.cpu_seconds();
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu = nodes.cpu_seconds() - cpu_before;
+    let (elapsed, cpu) = measurement_window(seconds, &measuring, || nodes.cpu_seconds()).await;
     done.store(true, Ordering::Relaxed);
     for visitor in visitors {
         let _ = visitor.await;
@@ -850,40 +854,25 @@ async fn cluster_streams(nodes: &Nodes, seconds: u64, result: &mut ClusterResult
                     }
                 }
             };
-            let listening = async move {
-                let mut latencies = Vec::new();
-                while !done.load(Ordering::Relaxed) {
-                    match tokio::time::timeout(
-                        Duration::from_millis(200),
-                        listener.next_named("stream_chunk"),
-                    )
-                    .await
-                    {
-                        Ok(Ok(chunk)) if measuring.load(Ordering::Relaxed) => {
-                            // The newest word of the chunk is when the provider sent it.
-                            let newest = chunk["delta"]
-                                .as_str()
-                                .and_then(|delta| delta.split_whitespace().last())
-                                .and_then(|word| word.parse().ok());
-                            if let Some(stamp) = newest {
-                                latencies.push(since_micros(stamp));
-                            }
-                        }
-                        Ok(Err(_)) => break,
-                        _ => {}
-                    }
-                }
-                latencies
-            };
+            // The newest word of a chunk is when the provider sent it.
+            let listening = stamped_latencies(
+                listener,
+                "stream_chunk",
+                |chunk| {
+                    chunk["delta"]
+                        .as_str()?
+                        .split_whitespace()
+                        .last()?
+                        .parse()
+                        .ok()
+                },
+                measuring,
+                done,
+            );
             futures::future::join(sending, listening).await.1
         }));
     }
-    tokio::time::sleep(WARMUP).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
+    let (elapsed, _) = measurement_window(seconds, &measuring, || 0.0).await;
     done.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for task in tasks {

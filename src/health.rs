@@ -1,5 +1,7 @@
-//! Liveness: `GET /api/health` (database and AI state included) and the socket
-//! event `health`, which acknowledges at once and serves as a round-trip probe.
+//! Liveness: `GET /api/health` (database, adapter and AI state included) and
+//! the socket event `health`, which acknowledges at once and serves as a
+//! round-trip probe. Readiness: `GET /api/ready`, 503 while the database or
+//! the adapter's backplane cannot be reached.
 
 use std::time::Duration;
 
@@ -22,7 +24,9 @@ use crate::{
 const DATABASE_PROBE: Duration = Duration::from_millis(1500);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/health", get(health))
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/ready", get(ready))
 }
 
 #[derive(Serialize)]
@@ -125,6 +129,35 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         },
     };
     let status = if database_up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report))
+}
+
+#[derive(Serialize)]
+struct ReadyReport {
+    /// `READY` or `NOT_READY`.
+    status: &'static str,
+    database: &'static str,
+    adapter: &'static str,
+}
+
+/// 200 `READY` when this node can serve fully; 503 `NOT_READY` while the
+/// database does not answer within [`DATABASE_PROBE`] or the other nodes
+/// cannot be reached, so a load balancer sends new clients elsewhere.
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
+    let adapter_up = state.cluster.reachable();
+    let reachable = |up: bool| if up { "connected" } else { "unreachable" };
+    let ready = database_up && adapter_up;
+    let report = ReadyReport {
+        status: if ready { "READY" } else { "NOT_READY" },
+        database: reachable(database_up),
+        adapter: reachable(adapter_up),
+    };
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

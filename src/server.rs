@@ -438,7 +438,12 @@ fn api_quota(config: &Config) -> Quota {
 
 /// Routes outside the general `/api` budget: health probes, and sign-in,
 /// which has its own ([`LoginLimits`]).
-const OWN_BUDGET: [&str; 3] = ["/api/health", "/api/auth/login", "/api/auth/register"];
+const OWN_BUDGET: [&str; 4] = [
+    "/api/health",
+    "/api/ready",
+    "/api/auth/login",
+    "/api/auth/register",
+];
 
 /// The per-client budget of `/api` requests.
 async fn limit_api_per_ip(

@@ -474,74 +474,121 @@ impl Drop for OwnRedis {
     }
 }
 
-/// A widget on node A sends a message; resolves when the admin on node B got it.
-async fn crosses(widget: &mut SioClient, admin: &mut SioClient, session: &str, text: &str) -> bool {
-    widget
-        .emit(
-            "user-message",
-            &json!({ "sessionId": session, "message": text }),
-        )
-        .await
-        .unwrap();
-    let seen = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match admin.next_named("user-message").await {
-                Ok(row) if row["message"] == text => return true,
-                Ok(_) => {}
-                Err(_) => return false,
+/// A widget on the first node and an admin on the second (the AI off, so
+/// only the visitor's rows travel), whose first message crossed.
+struct Crossing {
+    http: reqwest::Client,
+    token: String,
+    widget: SioClient,
+    admin: SioClient,
+    session: &'static str,
+}
+
+impl Crossing {
+    async fn open(nodes: &Nodes, session: &'static str) -> Self {
+        let (a, b) = (&nodes.nodes[0], &nodes.nodes[1]);
+        let http = reqwest::Client::new();
+        let token = admin_token(&http, b).await;
+        http.post(a.url("/api/ai/toggle"))
+            .bearer_auth(&token)
+            .json(&json!({ "isEnabled": false }))
+            .send()
+            .await
+            .unwrap();
+        let admin = SioClient::connect(&b.base_url, Some(&json!({ "token": token })))
+            .await
+            .unwrap();
+        let widget = SioClient::connect(&a.base_url, None).await.unwrap();
+        let mut crossing = Self {
+            http,
+            token,
+            widget,
+            admin,
+            session,
+        };
+        assert!(crossing.crosses("before").await);
+        crossing
+    }
+
+    /// The widget sends `text`; true once the admin on the other node got it
+    /// (within a second).
+    async fn crosses(&mut self, text: &str) -> bool {
+        let message = json!({ "sessionId": self.session, "message": text });
+        self.widget.emit("user-message", &message).await.unwrap();
+        let admin = &mut self.admin;
+        let seen = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                match admin.next_named("user-message").await {
+                    Ok(row) if row["message"] == text => return true,
+                    Ok(_) => {}
+                    Err(_) => return false,
+                }
+            }
+        })
+        .await;
+        seen.unwrap_or(false)
+    }
+
+    /// Every node reports OK again, and rows cross again.
+    async fn recovers(&mut self, nodes: &Nodes, what: &str) {
+        for node in &nodes.nodes {
+            eventually(Duration::from_secs(15), "OK health", || async {
+                let (_, body) = health(&self.http, node).await;
+                body["status"] == "OK"
+            })
+            .await;
+            let ready = self.http.get(node.url("/api/ready")).send().await.unwrap();
+            assert_eq!(ready.status(), StatusCode::OK, "ready again");
+        }
+        for attempt in 0..20 {
+            if self.crosses(&format!("after {attempt}")).await {
+                return;
             }
         }
-    })
-    .await;
-    seen.unwrap_or(false)
+        panic!("broadcasts do not cross nodes again once {what} is back");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_degrades_then_recovers_without_a_restart() {
     let mut redis = OwnRedis::start();
     let nodes = Nodes::start_on_redis(Adapter::Redis, 2, &[], &redis.url()).await;
-    let (a, b) = (&nodes.nodes[0], &nodes.nodes[1]);
-    let http = reqwest::Client::new();
-    http.post(a.url("/api/ai/toggle"))
-        .bearer_auth(admin_token(&http, a).await)
-        .json(&json!({ "isEnabled": false }))
-        .send()
+    let mut crossing = Crossing::open(&nodes, "redis-restart-session").await;
+    let a = &nodes.nodes[0];
+    let mut admin_a = SioClient::connect(&a.base_url, Some(&json!({ "token": crossing.token })))
         .await
         .unwrap();
-    let token = admin_token(&http, b).await;
-    let mut admin_b = SioClient::connect(&b.base_url, Some(&json!({ "token": token })))
-        .await
-        .unwrap();
-    let mut admin_a = SioClient::connect(&a.base_url, Some(&json!({ "token": token })))
-        .await
-        .unwrap();
-    let mut widget = SioClient::connect(&a.base_url, None).await.unwrap();
-    let session = "redis-restart-session";
-    assert!(crosses(&mut widget, &mut admin_b, session, "before").await);
 
     redis.stop();
-    for node in [a, b] {
+    for node in &nodes.nodes {
         eventually(Duration::from_secs(5), "DEGRADED health", || async {
-            let (status, body) = health(&http, node).await;
+            let (status, body) = health(&crossing.http, node).await;
             status == StatusCode::OK
                 && body["status"] == "DEGRADED"
                 && body["adapter"]["status"] == "unreachable"
         })
         .await;
+        let ready = crossing
+            .http
+            .get(node.url("/api/ready"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let ready: Value = ready.json().await.unwrap();
+        assert_eq!(ready["adapter"], "unreachable");
     }
     // Node A still serves its own sockets: the widget is answered and the
     // admin on A sees the message at once.
-    widget
-        .emit(
-            "user-message",
-            &json!({ "sessionId": session, "message": "while away" }),
-        )
+    let message = json!({ "sessionId": crossing.session, "message": "while away" });
+    crossing
+        .widget
+        .emit("user-message", &message)
         .await
         .unwrap();
-    let started = Instant::now();
     tokio::time::timeout(
         Duration::from_secs(3),
-        widget.next_named("message-received"),
+        crossing.widget.next_named("message-received"),
     )
     .await
     .expect("stored and acknowledged while Redis is away")
@@ -551,31 +598,9 @@ async fn a_redis_restart_degrades_then_recovers_without_a_restart() {
     })
     .await
     .expect("the admin on the same node gets it");
-    assert!(started.elapsed() < Duration::from_secs(3));
 
     redis.restart();
-    for node in [a, b] {
-        eventually(Duration::from_secs(15), "OK health", || async {
-            let (_, body) = health(&http, node).await;
-            body["status"] == "OK"
-        })
-        .await;
-    }
-    let mut crossed = false;
-    for attempt in 0..20 {
-        if crosses(
-            &mut widget,
-            &mut admin_b,
-            session,
-            &format!("after {attempt}"),
-        )
-        .await
-        {
-            crossed = true;
-            break;
-        }
-    }
-    assert!(crossed, "broadcasts cross nodes again once Redis is back");
+    crossing.recovers(&nodes, "Redis").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,65 +615,38 @@ async fn the_postgres_adapter_comes_back_after_a_database_outage() {
     for _ in 0..2 {
         nodes.add(Adapter::Postgres, &[], REDIS_URL, Some(&through_proxy));
     }
-    let (a, b) = (&nodes.nodes[0], &nodes.nodes[1]);
-    let http = reqwest::Client::new();
-    http.post(a.url("/api/ai/toggle"))
-        .bearer_auth(admin_token(&http, a).await)
-        .json(&json!({ "isEnabled": false }))
+    let mut crossing = Crossing::open(&nodes, "pg-outage-session").await;
+
+    proxy.cut();
+    let (status, body) = health(&crossing.http, &nodes.nodes[0]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "DEGRADED");
+    let started = Instant::now();
+    let ready = crossing
+        .http
+        .get(nodes.nodes[0].url("/api/ready"))
         .send()
         .await
         .unwrap();
-    let token = admin_token(&http, b).await;
-    let mut admin_b = SioClient::connect(&b.base_url, Some(&json!({ "token": token })))
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    let message = json!({ "sessionId": crossing.session, "message": "nobody home" });
+    crossing
+        .widget
+        .emit("user-message", &message)
         .await
         .unwrap();
-    let mut widget = SioClient::connect(&a.base_url, None).await.unwrap();
-    let session = "pg-outage-session";
-    assert!(crosses(&mut widget, &mut admin_b, session, "before").await);
-
-    proxy.cut();
-    let (status, body) = health(&http, a).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(body["status"], "DEGRADED");
-    widget
-        .emit(
-            "user-message",
-            &json!({ "sessionId": session, "message": "nobody home" }),
-        )
-        .await
-        .unwrap();
-    let error = tokio::time::timeout(Duration::from_secs(8), widget.next_named("chat-error"))
-        .await
-        .expect("a clear error while the database is away")
-        .unwrap();
+    let error = tokio::time::timeout(
+        Duration::from_secs(8),
+        crossing.widget.next_named("chat-error"),
+    )
+    .await
+    .expect("a clear error while the database is away")
+    .unwrap();
     assert_eq!(error["code"], "DATABASE_UNAVAILABLE");
 
     proxy.restore().await;
-    for node in [a, b] {
-        eventually(Duration::from_secs(15), "OK health", || async {
-            let (_, body) = health(&http, node).await;
-            body["status"] == "OK"
-        })
-        .await;
-    }
-    let mut crossed = false;
-    for attempt in 0..20 {
-        if crosses(
-            &mut widget,
-            &mut admin_b,
-            session,
-            &format!("after {attempt}"),
-        )
-        .await
-        {
-            crossed = true;
-            break;
-        }
-    }
-    assert!(
-        crossed,
-        "broadcasts cross nodes again once PostgreSQL is back"
-    );
+    crossing.recovers(&nodes, "PostgreSQL").await;
 }
 
 /// nginx running `examples/nginx.conf`, pointed at two nodes, on a free port.

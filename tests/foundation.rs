@@ -21,6 +21,14 @@ async fn health_reports_database_and_ai() {
     assert!(body["uptime"].as_f64().is_some());
     assert!(body["version"].as_str().is_some());
     assert!(body["timestamp"].as_str().unwrap().contains('T'));
+    assert_eq!(body["adapter"]["kind"], "local");
+    assert_eq!(body["adapter"]["status"], "connected");
+
+    let ready = app.get("/api/ready").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "READY");
+    assert_eq!(ready["database"], "connected");
 }
 
 #[tokio::test]

@@ -37,6 +37,12 @@ async fn a_database_that_goes_away_is_reported_fast_and_comes_back() {
     );
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["status"], "DEGRADED");
+    let started = Instant::now();
+    let ready = app.get("/api/ready").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(started.elapsed() < Duration::from_millis(2500));
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "unreachable");
 
     let started = Instant::now();
     let chats = app.get_auth("/api/chats", &token).await;
@@ -72,6 +78,7 @@ async fn a_database_that_goes_away_is_reported_fast_and_comes_back() {
         assert!(Instant::now() < deadline, "the database never came back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_eq!(app.get("/api/ready").await.status(), StatusCode::OK);
     widget
         .emit(
             "user-message",
