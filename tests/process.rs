@@ -1,10 +1,21 @@
 //! The binary as a user runs it: starts with no configuration beyond a data
-//! location, creates its SQLite file, serves, and exits 0 on SIGTERM.
+//! location, creates its SQLite file, serves, and exits 0 on SIGTERM; a
+//! stream still running when the grace period ends is stopped, saved and
+//! completed before the sockets close.
+
+mod common;
 
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard::testkit::{
+    mock_ai::MockAi,
+    sio::{Incoming, SioClient},
 };
 
 #[tokio::test]
@@ -92,4 +103,75 @@ fn migrate_subcommand_applies_migrations_and_exits() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(dir.path().join("m.db").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_a_slow_stream_after_the_grace_period_and_completes_it() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut server = ServerProcess::start(
+        &database.url,
+        &mock,
+        &["--shutdown-grace-secs", "1", "--stream-persist-ms", "100"],
+        None,
+    );
+    let mut client = SioClient::connect(&server.base_url, None).await.unwrap();
+    client
+        .emit(
+            "stream_chat",
+            &json!({ "message": "[[mock:words=1000]] [[mock:delay=50]]" }),
+        )
+        .await
+        .unwrap();
+    let start = client.next_named("stream_start").await.unwrap();
+    let message_id = start["messageId"].as_str().unwrap().to_owned();
+    client.next_named("stream_chunk").await.unwrap();
+
+    let terminated = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The grace period passes, then the stream is stopped: its last chunk and
+    // `stream_complete` still reach the client, before its socket closes.
+    let mut last_chunk = Value::Null;
+    let complete = loop {
+        match client.next().await {
+            Ok(Incoming::Event { name, data }) => match name.as_str() {
+                "stream_chunk" => last_chunk = data,
+                "stream_complete" => break data,
+                _ => {}
+            },
+            Ok(_) => {}
+            Err(err) => panic!("the socket closed before stream_complete: {err}"),
+        }
+    };
+    assert!(
+        terminated.elapsed() >= Duration::from_millis(900),
+        "after the grace period"
+    );
+    assert_eq!(complete["messageId"], message_id.as_str());
+    assert_eq!(last_chunk["isComplete"], true);
+    let text = last_chunk["content"].as_str().unwrap().to_owned();
+    assert!(text.split_whitespace().count() >= 5, "{text}");
+    let stored = complete["conversation"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == message_id.as_str())
+        .expect("the reply is in the completed conversation")
+        .clone();
+    assert_eq!(stored["status"], "stopped");
+    assert_eq!(
+        stored["content"],
+        text.as_str(),
+        "what the client saw is saved"
+    );
+
+    let exit = tokio::task::spawn_blocking(move || server.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
 }
