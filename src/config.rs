@@ -49,6 +49,16 @@ impl Flow {
     }
 }
 
+/// How log lines are written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line of text per event.
+    Text,
+    /// For log pipelines: one JSON object per line, with the fields of the
+    /// request or socket event it belongs to.
+    Json,
+}
+
 /// The Socket.IO adapter (`SOCKET_ADAPTER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AdapterChoice {
@@ -99,6 +109,10 @@ pub struct Config {
     /// cluster (on Redis, channels are shared by every database number).
     #[arg(long, env = "SOCKET_ADAPTER_PREFIX", default_value = "socket.io")]
     pub socket_adapter_prefix: String,
+    /// `text`, or `json`: one object a line with the request id, or the socket
+    /// id, event and flow, of what logged it.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// This node's name in logs and in the node registry; a random id when absent.
     #[arg(long, env = "NODE_ID")]
     pub node_id: Option<String>,

@@ -171,6 +171,20 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// The span of one HTTP request: every log line written while handling it
+/// carries its id (numbered per process; a client's own header is not
+/// trusted), method and path.
+pub fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info_span!(
+        "request",
+        id,
+        method = %request.method(),
+        path = request.uri().path(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

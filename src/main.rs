@@ -13,7 +13,7 @@ async fn main() -> ExitCode {
     // A missing .env is the normal case.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(cli.config.log_format);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => store::connect(&cli.config)
             .await

@@ -152,7 +152,7 @@ impl Server {
         let limits = net::Limits::new(&state.config, open_files);
         let router = router
             .layer(map_response(http::security_headers))
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http().make_span_with(http::request_span))
             .layer(CatchPanicLayer::custom(|_panic| -> Response {
                 AppError::Internal("a handler panicked".to_owned()).into_response()
             }))

@@ -10,14 +10,26 @@ use std::{
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tracing_subscriber::{EnvFilter, fmt};
 
-pub fn init() {
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,sea_orm=warn"));
     // A second call (tests start many servers in one process) is harmless.
-    let _ = fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
-        .try_init();
+    let _ = match format {
+        LogFormat::Text => fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+        // The fields of the request or socket event being handled are the
+        // line's `span` object.
+        LogFormat::Json => fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// How often one call site of [`warn_limited!`] may log.

@@ -175,3 +175,98 @@ async fn sigterm_stops_a_slow_stream_after_the_grace_period_and_completes_it() {
         .unwrap();
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_and_the_socket_event() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    command
+        .args(test_args(&database.url, &mock))
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,switchboard::socket=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let collected = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                && entry["fields"]["message"] == "Switchboard listening"
+            {
+                let _ = addr_tx.send(entry["fields"]["addr"].as_str().unwrap_or("").to_owned());
+            }
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a JSON line with the address");
+    let base_url = format!("http://{addr}");
+
+    let session = "json-log-session";
+    let mut widget = SioClient::connect(&base_url, None).await.unwrap();
+    widget
+        .emit("user-connected", &json!({ "sessionId": session }))
+        .await
+        .unwrap();
+    widget
+        .emit("user-message", &json!({ "sessionId": session }))
+        .await
+        .unwrap();
+    widget.next_named("chat-error").await.unwrap();
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base_url}/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let released = http
+        .post(format!("{base_url}/api/chats/{session}/release"))
+        .bearer_auth(login["accessToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(released.status().is_success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let entries: Vec<Value> = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let refused = entries
+        .iter()
+        .find(|entry| entry["fields"]["message"] == "event refused")
+        .expect("the refused event is logged");
+    assert_eq!(refused["span"]["name"], "socket_event");
+    assert_eq!(refused["span"]["event"], "user-message");
+    assert_eq!(refused["span"]["flow"], "livechat");
+    assert!(
+        refused["span"]["socket"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert_eq!(refused["fields"]["code"], "INVALID_PAYLOAD");
+    let handed_back = entries
+        .iter()
+        .find(|entry| entry["fields"]["message"] == "session handed back to the AI")
+        .expect("the route's line is logged");
+    assert_eq!(handed_back["span"]["name"], "request");
+    assert_eq!(handed_back["span"]["method"], "POST");
+    assert_eq!(
+        handed_back["span"]["path"],
+        format!("/api/chats/{session}/release")
+    );
+    assert!(handed_back["span"]["id"].as_u64().is_some());
+}

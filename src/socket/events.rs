@@ -27,6 +27,7 @@ use governor::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide::ParserError;
+use tracing::Instrument;
 
 use super::{Ack, ClientSocket};
 use crate::{
@@ -85,6 +86,8 @@ struct EventSpec {
     handler: Handler,
     report: Reporter,
     order: Order,
+    /// The flow's name in logs (`core` for the server's own events).
+    flow: &'static str,
 }
 
 /// Every event the server handles, and the flows' connect/disconnect hooks.
@@ -153,12 +156,19 @@ impl EventTable {
         let report = spec.report;
         let reply_to = cx.socket.clone();
         let session = cx.session.clone();
-        let work = (spec.handler)(cx, payload);
-        let job: Job = Box::pin(async move {
-            if let Err(err) = work.await {
-                report(&reply_to, event, err);
+        // Every log line of the event names its socket, event and flow.
+        let span =
+            tracing::info_span!("socket_event", socket = %reply_to.id(), event, flow = spec.flow);
+        let work = span.in_scope(|| (spec.handler)(cx, payload));
+        let job: Job = Box::pin(
+            async move {
+                if let Err(err) = work.await {
+                    tracing::debug!(code = err.code(), "event refused");
+                    report(&reply_to, event, err);
+                }
             }
-        });
+            .instrument(span),
+        );
         match spec.order {
             Order::Immediate => Some(job),
             Order::Queued => session.submit(job),
@@ -211,6 +221,7 @@ impl FlowEvents<'_> {
                 handler,
                 report: self.report,
                 order,
+                flow: self.flow.map_or("core", Flow::as_str),
             },
         );
         assert!(previous.is_none(), "two flows handle the event '{event}'");
