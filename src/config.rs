@@ -109,6 +109,13 @@ pub struct Config {
     /// cluster (on Redis, channels are shared by every database number).
     #[arg(long, env = "SOCKET_ADAPTER_PREFIX", default_value = "socket.io")]
     pub socket_adapter_prefix: String,
+    /// Serves Prometheus metrics at `/metrics`.
+    #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Serves `/metrics` on this address instead of the main port (e.g.
+    /// `127.0.0.1:9464`, to keep it off the internet).
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// `text`, or `json`: one object a line with the request id, or the socket
     /// id, event and flow, of what logged it.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]

@@ -17,7 +17,7 @@ use axum::{
 use sea_orm::{DbErr, RuntimeErr, sqlx};
 use serde::Serialize;
 
-use crate::{ai::AiError, config::Flow};
+use crate::{ai::AiError, config::Flow, telemetry::metrics};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -199,6 +199,7 @@ impl AppError {
 
     pub fn to_socket_error(&self) -> SocketError {
         self.log();
+        metrics::error_answered(self.code(), "socket");
         SocketError {
             code: self.code(),
             message: self.public_message(),
@@ -232,6 +233,7 @@ fn optional_iso8601<S: serde::Serializer>(
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         self.log();
+        metrics::error_answered(self.code(), "http");
         let message = self.public_message();
         let body = ErrorBody {
             error: &message,

@@ -44,7 +44,7 @@ use tokio_io_timeout::TimeoutWriter;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 
-use crate::{config::Config, warn_limited};
+use crate::{config::Config, telemetry::metrics, warn_limited};
 
 /// File descriptors kept for the database, log files and the like when the
 /// total connection cap is derived from the open-file limit.
@@ -190,6 +190,7 @@ impl Tracker {
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
         if self.total.fetch_add(1, Ordering::AcqRel) >= limits.total {
             self.total.fetch_sub(1, Ordering::AcqRel);
+            metrics::refused("connections");
             warn_limited!(
                 limit = limits.total,
                 "connection refused: the server holds its maximum of connections"
@@ -203,6 +204,7 @@ impl Tracker {
             if *open >= limits.per_ip {
                 drop(per_ip);
                 self.total.fetch_sub(1, Ordering::AcqRel);
+                metrics::refused("connections");
                 warn_limited!(%ip, limit = limits.per_ip, "connection refused: this address holds its maximum of connections");
                 return None;
             }

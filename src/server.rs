@@ -43,6 +43,7 @@ use crate::{
     socket::{self, EventTable, Hub, Io, PostgresAdapter, RedisAdapter},
     state::{AppState, FlowStates, Shared},
     store,
+    telemetry::metrics,
 };
 
 /// Pending connections the kernel queues for us; tokio's default of 128
@@ -144,7 +145,14 @@ impl Server {
             config,
         });
         take_over_orphans(&state).await;
-        let (router, io) = mount_sockets(routes(&state), &state).await?;
+        let mut router = routes(&state);
+        if state.config.metrics {
+            metrics::install();
+            if state.config.metrics_addr.is_none() {
+                router = router.merge(metrics::router());
+            }
+        }
+        let (router, io) = mount_sockets(router, &state).await?;
         state.hub.bind(io.clone());
 
         let addr = SocketAddr::new(state.config.host, state.config.port);
@@ -201,6 +209,10 @@ impl Server {
             grace,
         ));
 
+        let metrics_listener = match (state.config.metrics, state.config.metrics_addr) {
+            (true, Some(addr)) => Some(serve_metrics(addr).await?),
+            _ => None,
+        };
         let sweeper = tokio::spawn(sweep_periodically(state.clone()));
         let heart = tokio::spawn(beat_periodically(state.clone()));
         let follower = tokio::spawn(follow_signals(state.clone()));
@@ -208,6 +220,9 @@ impl Server {
         tracing::info!("shutting down");
         sweeper.abort();
         heart.abort();
+        if let Some(listener) = metrics_listener {
+            listener.abort();
+        }
         stop_accepting.cancel();
         state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait())
@@ -455,6 +470,7 @@ async fn limit_api_per_ip(
     let path = request.uri().path();
     let limited = path.starts_with("/api/") && !OWN_BUDGET.contains(&path);
     if limited && let Err(not_until) = state.api_limiter.check_key(&ip) {
+        metrics::refused("api");
         return AppError::RateLimited {
             message: "Too many requests; try again later".to_owned(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
@@ -462,6 +478,19 @@ async fn limit_api_per_ip(
         .into_response();
     }
     next.run(request).await
+}
+
+/// `/metrics` alone on its own address (`METRICS_ADDR`).
+async fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(%addr, "metrics listening");
+    Ok(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, metrics::router::<()>()).await {
+            tracing::warn!(%err, "the metrics listener stopped");
+        }
+    }))
 }
 
 /// Once a minute: drops expired resume sessions and forgets idle rate-limit keys.
@@ -473,6 +502,9 @@ async fn sweep_periodically(state: AppState) {
         state.api_limiter.retain_recent();
         state.ai_limiter.retain_recent();
         state.login_limits.retain_recent();
+        if state.config.metrics {
+            metrics::upkeep();
+        }
         if let Err(err) = resume::service::sweep(&state.db, ttl).await {
             tracing::warn!(%err, "sweeping resume sessions failed");
         }

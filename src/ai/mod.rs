@@ -6,6 +6,7 @@
 //! provider closes its upstream HTTP connection at once.
 
 mod demo;
+mod metered;
 mod openai;
 
 use std::{collections::HashMap, fmt, pin::Pin, sync::Arc};
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 pub use demo::DemoModel;
+use metered::Metered;
 pub use openai::OpenAiCompatibleModel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -250,7 +252,7 @@ impl Providers {
                 config,
             )?;
             order.push(ProviderName::Openai);
-            by_name.insert(ProviderName::Openai, Arc::new(model));
+            by_name.insert(ProviderName::Openai, Arc::new(Metered(model)));
         }
         if let Some(key) = &config.openrouter_api_key {
             let model = OpenAiCompatibleModel::new(
@@ -261,7 +263,7 @@ impl Providers {
                 config,
             )?;
             order.push(ProviderName::Openrouter);
-            by_name.insert(ProviderName::Openrouter, Arc::new(model));
+            by_name.insert(ProviderName::Openrouter, Arc::new(Metered(model)));
         }
         if let Some(key) = &config.gemini_api_key {
             let model = OpenAiCompatibleModel::new(
@@ -272,9 +274,9 @@ impl Providers {
                 config,
             )?;
             order.push(ProviderName::Gemini);
-            by_name.insert(ProviderName::Gemini, Arc::new(model));
+            by_name.insert(ProviderName::Gemini, Arc::new(Metered(model)));
         }
-        let demo: Arc<dyn ChatModel> = Arc::new(DemoModel::new(config.demo_word_delay_ms));
+        let demo: Arc<dyn ChatModel> = Arc::new(Metered(DemoModel::new(config.demo_word_delay_ms)));
         by_name.insert(ProviderName::Demo, demo.clone());
         let default = order
             .first()

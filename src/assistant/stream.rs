@@ -27,6 +27,7 @@ use crate::{
     ai::{ChatRequest, StreamItem},
     error::AppError,
     state::AppState,
+    telemetry::metrics,
 };
 
 /// Generations in progress, by reply id.
@@ -42,11 +43,14 @@ impl ActiveStreams {
             message_id.to_owned(),
             (conversation_id.to_owned(), cancel.clone()),
         );
+        metrics::ai_stream_started();
         cancel
     }
 
     fn finish(&self, message_id: &str) {
-        self.by_message.remove(message_id);
+        if self.by_message.remove(message_id).is_some() {
+            metrics::ai_stream_ended();
+        }
     }
 
     /// The conversation of a running generation.
@@ -122,7 +126,12 @@ pub fn spawn(state: &AppState, generation: Generation) {
     });
 }
 
-async fn emit(state: &AppState, conversation_id: &str, event: &str, payload: &impl Serialize) {
+async fn emit(
+    state: &AppState,
+    conversation_id: &str,
+    event: &'static str,
+    payload: &impl Serialize,
+) {
     state
         .hub
         .to([conversation_room(conversation_id)])

@@ -10,7 +10,7 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
-use crate::{config::Config, error::AppError};
+use crate::{config::Config, error::AppError, telemetry::metrics};
 
 pub struct LoginLimits {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
@@ -36,9 +36,12 @@ impl LoginLimits {
 
     /// Spends one attempt of `ip` and, when given, of the account `email`.
     pub fn spend(&self, ip: IpAddr, email: Option<&str>) -> Result<(), AppError> {
-        let refused = |not_until: governor::NotUntil<_>| AppError::RateLimited {
-            message: "Too many sign-in attempts; try again later".to_owned(),
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        let refused = |not_until: governor::NotUntil<_>| {
+            metrics::refused("login");
+            AppError::RateLimited {
+                message: "Too many sign-in attempts; try again later".to_owned(),
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            }
         };
         self.per_ip.check_key(&ip).map_err(refused)?;
         if let Some(email) = email {

@@ -24,6 +24,7 @@ use tokio::sync::Mutex;
 use crate::{
     error::{AppError, AppResult},
     state::AppState,
+    telemetry::metrics,
     timefmt::iso8601,
 };
 
@@ -196,6 +197,7 @@ where
         day,
     };
     let outcome = if used >= config.daily_token_quota {
+        metrics::refused("quota");
         Err(AppError::QuotaExceeded {
             reset_at: next_reset(),
         })

@@ -20,6 +20,7 @@ use crate::{
     error::{AppError, AppResult},
     http::AppJson,
     state::AppState,
+    telemetry::metrics,
 };
 
 pub fn router() -> Router<AppState> {
@@ -36,13 +37,13 @@ pub fn router() -> Router<AppState> {
 
 /// The per-user budget of AI requests (`AI_RATE_LIMIT_PER_MINUTE`).
 fn spend_ai_budget(state: &AppState, user: &AuthUser) -> AppResult<()> {
-    state
-        .ai_limiter
-        .check_key(&user.id)
-        .map_err(|not_until| AppError::RateLimited {
+    state.ai_limiter.check_key(&user.id).map_err(|not_until| {
+        metrics::refused("ai");
+        AppError::RateLimited {
             message: "Too many AI requests; slow down".to_owned(),
             retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-        })
+        }
+    })
 }
 
 fn session_id(raw: &str) -> AppResult<i32> {

@@ -268,7 +268,7 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
 }
 
 /// A reply goes to the session and the admins, then the admins' lists refresh.
-async fn deliver_reply(state: &AppState, event: &str, row: &MessageView) {
+async fn deliver_reply(state: &AppState, event: &'static str, row: &MessageView) {
     // Rows only come from validated sessions.
     if let Ok(session) = SessionId::parse(&row.session_id, 1) {
         session_and_admins(state, &session).emit(event, row).await;

@@ -29,6 +29,7 @@ use crate::{
     config::Config,
     error::{AppError, AppResult},
     state::AppState,
+    telemetry::metrics,
     timefmt::iso8601,
 };
 
@@ -197,6 +198,9 @@ pub async fn hand_off(state: &AppState, session: &SessionId) -> AppResult<Handed
         .writer
         .hand_off(session, Some(MessageText::server(handoff::HANDOFF_REPLY)))
         .await?;
+    if handed_off.first {
+        metrics::handed_off();
+    }
     session_changed(state, session);
     Ok(handed_off)
 }

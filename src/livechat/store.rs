@@ -45,6 +45,7 @@ use crate::{
     config::Config,
     error::{AppError, AppResult, database_unreachable},
     store::executor::{PooledExecutor, SqliteExecutor, TxnExecutor},
+    telemetry::metrics,
 };
 
 /// Operations waiting for the writer; callers beyond it wait to queue.
@@ -356,8 +357,10 @@ async fn fill(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, lim
 async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<Pending>) {
     let (ops, replies): (Vec<Op>, Vec<_>) = batch.into_iter().map(|p| (p.op, p.reply)).unzip();
     let generation = cache.generation();
+    let started = std::time::Instant::now();
     match apply(executor, cache, &ops).await {
         Ok((outputs, facts)) => {
+            metrics::livechat_commit(ops.len(), started.elapsed());
             cache.remember_sessions(generation, facts);
             for (reply, output) in replies.into_iter().zip(outputs) {
                 let _ = reply.send(Ok(output));

@@ -21,13 +21,29 @@ use crate::{
     state::AppState,
 };
 
+/// Failures answer `<event>_error {error}`; `check_resume_fields` answers
+/// `error {message}`.
 fn report(socket: &ClientSocket, event: &'static str, err: AppError) {
     let message = err.to_socket_error().message;
-    if event == "check_resume_fields" {
-        socket.emit("error", &json!({ "message": message }));
-    } else {
-        socket.emit(&format!("{event}_error"), &json!({ "error": message }));
+    match error_event(event) {
+        Some(error_event) => socket.emit(error_event, &json!({ "error": message })),
+        None => socket.emit("error", &json!({ "message": message })),
     }
+}
+
+/// `<event>_error`, spelled out so that every emitted event name is static
+/// (metrics count them by name); `None` for `check_resume_fields`.
+fn error_event(event: &str) -> Option<&'static str> {
+    Some(match event {
+        "upload_resume" => "upload_resume_error",
+        "user_message" => "user_message_error",
+        "preview_resume" => "preview_resume_error",
+        "update_field" => "update_field_error",
+        "get_updated_resume" => "get_updated_resume_error",
+        "download_resume" => "download_resume_error",
+        "user_response" => "user_response_error",
+        _ => return None,
+    })
 }
 
 pub fn register(table: &mut EventTable, config: &Config) {
@@ -321,6 +337,17 @@ mod tests {
     use super::*;
     use crate::proptest_json::any_json;
     use proptest::prelude::*;
+
+    #[test]
+    fn every_event_has_its_error_event() {
+        let config = Config::from_args(Vec::<String>::new()).unwrap();
+        let mut table = EventTable::default();
+        register(&mut table, &config);
+        for event in table.event_names() {
+            let expected = (event != "check_resume_fields").then(|| format!("{event}_error"));
+            assert_eq!(error_event(event).map(str::to_owned), expected, "{event}");
+        }
+    }
 
     fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
         if let Err(err) = result {

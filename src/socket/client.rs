@@ -10,6 +10,7 @@ use socketioxide::{
 };
 
 use super::{PostgresAdapter, RedisAdapter, Room};
+use crate::telemetry::metrics;
 
 /// A client socket connected to this node.
 #[derive(Clone, Debug)]
@@ -52,7 +53,8 @@ impl ClientSocket {
 
     /// Sends `event` to this client alone. A closed or full socket is logged,
     /// not reported: the client is gone or will be dropped as stalled.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) {
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &'static str, data: &T) {
+        metrics::event_sent(event);
         if let Err(err) = each_adapter!(self, socket => socket.emit(event, data)) {
             tracing::debug!(%err, event, "emit to a socket failed");
         }

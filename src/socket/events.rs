@@ -35,6 +35,7 @@ use crate::{
     config::{Config, Flow},
     error::{AppError, AppResult},
     state::AppState,
+    telemetry::metrics,
 };
 
 /// An event's payload: its first argument, or why it could not be read.
@@ -149,6 +150,7 @@ impl EventTable {
     /// spawns for it.
     pub(super) fn dispatch(&self, event: &str, cx: EventContext, payload: Payload) -> Option<Job> {
         let (&event, spec) = self.events.get_key_value(event)?;
+        metrics::event_received(event);
         if let Err(err) = cx.session.spend_budget() {
             (spec.report)(&cx.socket, event, err);
             return None;
@@ -301,12 +303,13 @@ impl SocketSession {
     /// Spends one event of the socket's budget (a token bucket): a flood
     /// answers `RATE_LIMITED` instead of reaching the database.
     fn spend_budget(&self) -> AppResult<()> {
-        self.budget
-            .check()
-            .map_err(|not_until| AppError::RateLimited {
+        self.budget.check().map_err(|not_until| {
+            metrics::refused("socket_events");
+            AppError::RateLimited {
                 message: "Too many events; slow down".to_owned(),
                 retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-            })
+            }
+        })
     }
 
     /// Queues `job`. When nothing was running, returns the future that runs it

@@ -12,7 +12,7 @@ use socketioxide::{
 };
 
 use super::{ClientSocket, PostgresAdapter, RedisAdapter, Room};
-use crate::warn_limited;
+use crate::{telemetry::metrics, warn_limited};
 
 /// The engine this node serves, behind whichever adapter it uses.
 #[derive(Clone)]
@@ -125,8 +125,9 @@ impl Broadcast {
     /// Sends the event. Sockets whose buffer is full miss it (they are dropped
     /// as stalled soon). When the other nodes cannot be reached, this node's
     /// sockets still get it. Failures are logged, rate-limited.
-    pub async fn emit<T: Serialize + ?Sized>(self, event: &str, data: &T) {
+    pub async fn emit<T: Serialize + ?Sized>(self, event: &'static str, data: &T) {
         let Some(io) = &self.io else { return };
+        metrics::event_sent(event);
         let result = each_io!(io, io => {
             match self.operators(io, false).emit(event, data).await {
                 Err(BroadcastError::Adapter(err)) => {

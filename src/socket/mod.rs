@@ -46,6 +46,7 @@ use crate::{
     cluster::{PgLink, RedisLink},
     config::Config,
     state::AppState,
+    telemetry::metrics,
 };
 
 /// Rooms and broadcasts shared over Redis.
@@ -138,10 +139,12 @@ where
             };
             table.handshake(&cx, auth.as_ref());
             socket.extensions.insert(session.clone());
+            metrics::socket_connected();
             install_dispatcher(&socket, &state, &table, &session);
             let on_leave = (state, table, session);
             socket.on_disconnect(move |socket: SocketRef<A>| {
                 let (state, table, session) = on_leave.clone();
+                metrics::socket_disconnected();
                 async move {
                     table.disconnected(&SocketContext {
                         socket: socket.into(),

@@ -1,5 +1,8 @@
-//! Tracing set-up (`RUST_LOG` filters, `info` by default) and [`warn_limited!`],
-//! which keeps a repeated warning from flooding the log.
+//! Tracing set-up (`RUST_LOG` filters, `info` by default, text or JSON),
+//! [`warn_limited!`], which keeps a repeated warning from flooding the log,
+//! and [`metrics`], the Prometheus metrics.
+
+pub mod metrics;
 
 use std::{
     io::IsTerminal,
