@@ -34,7 +34,7 @@ use crate::{
     chatkit,
     cluster::{self, Backplane, Cluster, ClusterError},
     coach::{self, QuotaLocks},
-    config::{Config, Flow},
+    config::{Config, Flow, LogFormat},
     error::AppError,
     frontend, health,
     http::{self, ClientIp},
@@ -357,7 +357,7 @@ async fn follow_signals(state: AppState) {
 
 /// Every flow's socket events.
 fn socket_events(config: &Config) -> EventTable {
-    let mut events = EventTable::default();
+    let mut events = EventTable::default().with_event_spans(config.log_format == LogFormat::Json);
     health::register(&mut events);
     livechat::register(&mut events, config);
     assistant::register(&mut events, config);
