@@ -245,6 +245,29 @@ async fn three_nodes_starting_at_once_on_an_empty_database_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_id_a_live_node_uses_is_refused() {
+    let mut nodes = Nodes::start(Adapter::Redis, 0, &[]).await;
+    nodes.add(Adapter::Redis, &["--node-id", "twin"], REDIS_URL, None);
+    let mut args = test_args(&nodes.database.url, &nodes.mock);
+    args.extend(cluster_args(Adapter::Redis, &nodes.prefix, REDIS_URL));
+    args.extend(["--node-id".to_owned(), "twin".to_owned()]);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!output.status.success(), "the twin does not start");
+    let log = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        log.contains("NODE_ID twin is in use by a live node"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_quota_holds_across_nodes() {
     let nodes = Nodes::start(Adapter::Redis, 2, &["--daily-token-quota", "200"]).await;
     let http = reqwest::Client::new();

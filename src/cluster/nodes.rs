@@ -27,15 +27,33 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// A node silent this long is dead: the others take over its work.
 pub const DEAD_AFTER: Duration = Duration::from_secs(20);
 
-/// Enters (or refreshes) this node; `alone`: forget every other node.
+/// Enters this node; `alone`: forget every other node. Among several nodes,
+/// an id a live node already beats with (two nodes given one `NODE_ID`) is
+/// refused: each would take the other's signals for its own and ignore them.
 pub async fn register(db: &DatabaseConnection, node: &NodeId, alone: bool) -> Result<(), DbErr> {
     if alone {
         cluster_node::Entity::delete_many()
             .filter(cluster_node::Column::Id.ne(node.as_str()))
             .exec(db)
             .await?;
+    } else if let Some(twin) = cluster_node::Entity::find_by_id(node.to_string())
+        .filter(cluster_node::Column::HeartbeatAt.gt(live_cutoff()))
+        .one(db)
+        .await?
+    {
+        return Err(DbErr::Custom(format!(
+            "NODE_ID {} is in use by a live node (its last heartbeat: {}); give each node its own id, or wait {} s after a crash",
+            twin.id,
+            twin.heartbeat_at,
+            DEAD_AFTER.as_secs()
+        )));
     }
     beat(db, node).await
+}
+
+/// Nodes that beat after this are alive.
+fn live_cutoff() -> chrono::DateTime<Utc> {
+    Utc::now() - chrono::Duration::from_std(DEAD_AFTER).unwrap_or_default()
 }
 
 /// Refreshes this node's heartbeat.
@@ -67,11 +85,10 @@ pub async fn leave(db: &DatabaseConnection, node: &NodeId) -> Result<(), DbErr> 
 
 /// Rows whose `owner` column names no live node (or none at all).
 pub fn orphaned(owner: impl ColumnTrait) -> Condition {
-    let cutoff = Utc::now() - chrono::Duration::from_std(DEAD_AFTER).unwrap_or_default();
     let live = Query::select()
         .column(cluster_node::Column::Id)
         .from(cluster_node::Entity)
-        .and_where(cluster_node::Column::HeartbeatAt.gt(cutoff))
+        .and_where(cluster_node::Column::HeartbeatAt.gt(live_cutoff()))
         .to_owned();
     Condition::any()
         .add(owner.is_null())
