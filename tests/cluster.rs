@@ -306,15 +306,7 @@ async fn the_daily_quota_holds_across_nodes() {
         .count();
     assert_eq!(served.len() + refused, 20, "{results:#?}");
     let one_request = *served.iter().max().unwrap();
-    let quota: Value = http
-        .get(nodes.nodes[1].url("/api/gemini/quota"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let quota = get_json(nodes.nodes[1].url("/api/gemini/quota"), Some(&token)).await;
     let used = quota["tokensUsed"].as_i64().unwrap();
     assert_eq!(
         used,
@@ -377,14 +369,7 @@ async fn a_node_killed_mid_stream_loses_nothing_acknowledged() {
     back.emit("join_conversation", &json!(conversation))
         .await
         .unwrap();
-    let stored: Value = http
-        .get(format!("{through}/api/conversations/{conversation}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stored = get_json(format!("{through}/api/conversations/{conversation}"), None).await;
     let reply = stored["messages"]
         .as_array()
         .unwrap()
@@ -405,11 +390,10 @@ async fn a_node_killed_mid_stream_loses_nothing_acknowledged() {
         Duration::from_secs(40),
         "the reply marked interrupted",
         || {
-            let http = http.clone();
             let url = format!("{through}/api/conversations/{conversation}");
             let message = message.clone();
             async move {
-                let stored: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+                let stored = get_json(url, None).await;
                 stored["messages"]
                     .as_array()
                     .unwrap()
@@ -421,15 +405,7 @@ async fn a_node_killed_mid_stream_loses_nothing_acknowledged() {
     .await;
 
     let token = admin_token(&http, &nodes.nodes[1]).await;
-    let history: Value = http
-        .get(format!("{through}/api/messages/{session}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history = get_json(format!("{through}/api/messages/{session}"), Some(&token)).await;
     let stored_ids: Vec<i64> = history
         .as_array()
         .unwrap()

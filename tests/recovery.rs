@@ -22,10 +22,6 @@ const FAST_EVENTS: [&str; 4] = [
     "100000",
 ];
 
-async fn get_json(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_message_survives_a_sigkill() {
     let database = TestDatabase::create().await;
@@ -82,7 +78,7 @@ async fn every_acknowledged_message_survives_a_sigkill() {
 
     let server = ServerProcess::start(&database.url, &mock, &FAST_EVENTS, None);
     for (session, _) in &widgets {
-        let stored = get_json(server.url(&format!("/api/messages/{session}"))).await;
+        let stored = get_json(server.url(&format!("/api/messages/{session}")), None).await;
         let stored: Vec<i64> = stored
             .as_array()
             .unwrap()
@@ -122,7 +118,11 @@ async fn a_reply_streaming_when_the_process_died_is_marked_interrupted() {
     server.kill();
 
     let server = ServerProcess::start(&database.url, &mock, &[], None);
-    let view = get_json(server.url(&format!("/api/conversations/{conversation}"))).await;
+    let view = get_json(
+        server.url(&format!("/api/conversations/{conversation}")),
+        None,
+    )
+    .await;
     let reply = view["messages"]
         .as_array()
         .unwrap()
@@ -160,7 +160,7 @@ async fn a_live_chat_answer_cut_off_by_a_crash_is_generated_again() {
     let server = ServerProcess::start(&database.url, &mock, &[], None);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let rows = get_json(server.url(&format!("/api/messages/{session}"))).await;
+        let rows = get_json(server.url(&format!("/api/messages/{session}")), None).await;
         let senders: Vec<&str> = rows
             .as_array()
             .unwrap()

@@ -536,3 +536,12 @@ pub async fn run_node_test(
         Err(report)
     }
 }
+
+/// The JSON body of `GET url`, with a Bearer token when given.
+pub async fn get_json(url: impl reqwest::IntoUrl, token: Option<&str>) -> Value {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
