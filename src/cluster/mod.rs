@@ -27,7 +27,7 @@ use std::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 pub use self::{postgres::PgLink, redis::RedisLink};
@@ -126,32 +126,23 @@ struct Envelope {
     signal: Signal,
 }
 
-/// Whether a backplane answers, as last probed.
+/// Whether a backplane answers, as last probed (shared by the link, which
+/// fails fast while it is away, and the prober).
 #[derive(Clone)]
-pub(crate) struct Reachability {
-    up: Arc<AtomicBool>,
-    changes: watch::Sender<bool>,
-}
+pub(crate) struct Reachability(Arc<AtomicBool>);
 
 impl Reachability {
     fn new() -> Self {
-        Self {
-            up: Arc::new(AtomicBool::new(true)),
-            changes: watch::Sender::new(true),
-        }
+        Self(Arc::new(AtomicBool::new(true)))
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Ordering::Relaxed)
+        self.0.load(Ordering::Relaxed)
     }
 
     /// Records a probe; true when it changed the state.
     fn set(&self, up: bool) -> bool {
-        let changed = self.up.swap(up, Ordering::Relaxed) != up;
-        if changed {
-            self.changes.send_replace(up);
-        }
-        changed
+        self.0.swap(up, Ordering::Relaxed) != up
     }
 }
 
