@@ -129,6 +129,12 @@ async fn a_live_chat_journey_moves_the_counters() {
     assert!(sample(&after, "switchboard_sockets_connected", &[]) >= 1.0);
     assert!(moved("switchboard_livechat_batch_rows_count", &[]) >= 2.0);
     assert!(moved("switchboard_livechat_commit_seconds_count", &[]) >= 2.0);
+    assert!(
+        moved(
+            "switchboard_db_statement_seconds_count",
+            &[("kind", "select"), ("outcome", "ok")]
+        ) >= 1.0
+    );
     // Bounded labels: no session id or message text anywhere.
     assert!(!after.contains(session));
     assert!(!after.contains("hello"));

@@ -16,7 +16,10 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 
-use crate::config::{Config, SqliteSync};
+use crate::{
+    config::{Config, SqliteSync},
+    telemetry::metrics,
+};
 
 /// SQLite's memory map of the database file.
 const SQLITE_MMAP_BYTES: u64 = 256 * 1024 * 1024;
@@ -67,7 +70,12 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
                 statement_timeout.as_millis().to_string(),
             )])
         });
-    let db = Database::connect(options).await?;
+    let mut db = Database::connect(options).await?;
+    if config.metrics {
+        db.set_metric_callback(|info| {
+            metrics::db_statement(&info.statement.sql, info.failed, info.elapsed);
+        });
+    }
     Migrator::up(&db, None).await?;
     Ok(db)
 }

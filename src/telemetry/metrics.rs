@@ -25,6 +25,7 @@ pub const AI_REQUEST_SECONDS: &str = "switchboard_ai_request_seconds";
 pub const AI_TOKENS: &str = "switchboard_ai_tokens_total";
 pub const LIVECHAT_BATCH_ROWS: &str = "switchboard_livechat_batch_rows";
 pub const LIVECHAT_COMMIT_SECONDS: &str = "switchboard_livechat_commit_seconds";
+pub const DB_STATEMENT_SECONDS: &str = "switchboard_db_statement_seconds";
 
 /// Seconds, from a millisecond to a minute (AI calls, commits).
 const SECONDS_BUCKETS: &[f64] = &[
@@ -137,4 +138,18 @@ pub fn ai_tokens(provider: &'static str, model: &str, tokens: u64) {
 pub fn livechat_commit(rows: usize, took: Duration) {
     histogram!(LIVECHAT_BATCH_ROWS).record(rows as f64);
     histogram!(LIVECHAT_COMMIT_SECONDS).record(took.as_secs_f64());
+}
+
+/// One statement through the connection pool: its kind (the SQL's first
+/// word: `select`, `insert`, `update`, `delete`, else `other`), whether it
+/// failed, and how long it took.
+pub fn db_statement(sql: &str, failed: bool, took: Duration) {
+    let first = sql.split_whitespace().next().unwrap_or("");
+    let kind = ["select", "insert", "update", "delete"]
+        .into_iter()
+        .find(|kind| first.eq_ignore_ascii_case(kind))
+        .unwrap_or("other");
+    let outcome = if failed { "error" } else { "ok" };
+    histogram!(DB_STATEMENT_SECONDS, "kind" => kind, "outcome" => outcome)
+        .record(took.as_secs_f64());
 }
