@@ -24,6 +24,12 @@ use tokio::{
 
 const MIB: u64 = 1024 * 1024;
 
+/// These tests run one at a time: each pushes the machine to a limit (CPU for
+/// password hashing, file descriptors, socket buffers), and one running beside
+/// another made the other's timings meaningless — on 2 cores a reader starved
+/// for seconds looked like a client that stopped reading.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn server(
     extra_args: &[&str],
     open_files: Option<u64>,
@@ -36,6 +42,7 @@ async fn server(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_failed_logins_stay_within_a_memory_bound() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (server, _db, _mock) = server(&[], None).await;
     let client = reqwest::Client::new();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
@@ -101,6 +108,7 @@ async fn flood(target: SocketAddr, source: &str, count: usize) -> Vec<TcpStream>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_flood_from_one_address_leaves_room_for_others() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     rlimit::increase_nofile_limit(u64::MAX).unwrap();
     let (server, _db, _mock) = server(&["--max-connections-per-ip", "50"], Some(1024)).await;
     let _held = flood(server.addr, "127.0.0.2", 2000).await;
@@ -126,6 +134,7 @@ async fn a_connection_flood_from_one_address_leaves_room_for_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_send_no_headers_or_trickle_them_are_cut_off() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (server, _db, _mock) = server(&["--header-read-timeout-secs", "2"], None).await;
     let silent = TcpStream::connect(server.addr).await.unwrap();
     let mut trickling = TcpStream::connect(server.addr).await.unwrap();
@@ -179,10 +188,11 @@ async fn clients_that_send_no_headers_or_trickle_them_are_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_socket_that_stops_reading_is_dropped_with_few_log_lines() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (server, _db, _mock) = server(
         &[
             "--socket-stall-timeout-secs",
-            "4",
+            "6",
             "--socket-events-per-sec",
             "100000",
             "--socket-event-burst",
