@@ -50,6 +50,10 @@ use crate::{
 /// overflows under connection bursts.
 const LISTEN_BACKLOG: u32 = 1024;
 
+/// Broadcasts from other nodes queued for this one before a burst drops some
+/// (the adapter's default is 1,024); memory is taken only while they queue.
+const REDIS_STREAM_BUFFER: usize = 16_384;
+
 /// After the grace period, stopped streams get this long to save what they have.
 const STOPPED_STREAMS_SAVE: Duration = Duration::from_secs(3);
 
@@ -270,7 +274,9 @@ async fn mount_sockets(router: Router, state: &AppState) -> Result<(Router, Io),
         Backplane::Redis(link) => {
             let adapter = RedisAdapterCtr::new_with_driver(
                 link.clone(),
-                RedisAdapterConfig::new().with_prefix(state.cluster.prefix().to_owned()),
+                RedisAdapterConfig::new()
+                    .with_prefix(state.cluster.prefix().to_owned())
+                    .with_stream_buffer(REDIS_STREAM_BUFFER),
             );
             let (layer, io) = socket::build::<RedisAdapter>(config, adapter);
             socket::attach(&io, state, table)
