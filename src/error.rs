@@ -207,12 +207,17 @@ impl AppError {
     }
 }
 
-#[derive(Serialize)]
+/// Every error answer of the REST routes.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
+pub struct ErrorBody<'a> {
+    /// The same text as `message`: clients written for the Node originals read either.
     error: &'a str,
     message: &'a str,
+    /// The machine-readable code clients switch on.
     code: &'a str,
+    /// When a spent daily quota resets.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "optional_iso8601"

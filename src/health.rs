@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     ai::ProviderName,
@@ -23,13 +25,13 @@ use crate::{
 /// gets a 503 within about two seconds, not a time-out.
 const DATABASE_PROBE: Duration = Duration::from_millis(1500);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/ready", get(ready))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct HealthReport {
     status: &'static str,
@@ -44,7 +46,7 @@ struct HealthReport {
 }
 
 /// The Socket.IO adapter and this node's id.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AdapterReport {
     kind: AdapterKind,
     /// `connected`, or `unreachable` while the other nodes cannot be reached.
@@ -52,20 +54,20 @@ struct AdapterReport {
     node: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MemoryReport {
     /// Resident set size in bytes, when the platform tells.
     rss: Option<usize>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DatabaseReport {
     status: &'static str,
     backend: &'static str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AiReport {
     provider: ProviderName,
@@ -79,6 +81,9 @@ struct AiReport {
 /// does not answer within [`DATABASE_PROBE`]. While the adapter's backplane
 /// (Redis, PostgreSQL) is unreachable the node still serves its own sockets:
 /// `DEGRADED`, but 200, so a load balancer does not take every node out at once.
+/// Liveness, and what the process is connected to; 503 while the database is unreachable.
+#[utoipa::path(get, path = "/api/health", tag = "operations",
+    responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
     let adapter_up = state.cluster.reachable();
@@ -136,7 +141,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(report))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ReadyReport {
     /// `READY` or `NOT_READY`.
     status: &'static str,
@@ -147,6 +152,9 @@ struct ReadyReport {
 /// 200 `READY` when this node can serve fully; 503 `NOT_READY` while the
 /// database does not answer within [`DATABASE_PROBE`] or the other nodes
 /// cannot be reached, so a load balancer sends new clients elsewhere.
+/// Readiness: 503 while the database or the adapter is unreachable.
+#[utoipa::path(get, path = "/api/ready", tag = "operations",
+    responses((status = 200, body = ReadyReport), (status = 503, body = ReadyReport)))]
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
     let adapter_up = state.cluster.reachable();

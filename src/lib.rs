@@ -9,6 +9,7 @@
 //!   share (event table, room names, the hub that reaches rooms).
 //! - [`error`]: the one service-layer error, mapped to HTTP and socket errors.
 //! - [`http`]: JSON extraction, CORS, security headers, fallbacks.
+//! - [`openapi`]: the OpenAPI document of the REST routes and its docs page.
 //! - [`store`]: the database (SQLite or PostgreSQL through SeaORM) and settings.
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
 //! - [`ai`]: the `ChatModel` seam and its providers.
@@ -37,6 +38,7 @@ pub mod health;
 pub mod http;
 pub mod livechat;
 pub mod net;
+pub mod openapi;
 #[cfg(test)]
 mod proptest_json;
 pub mod resume;

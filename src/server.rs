@@ -26,6 +26,7 @@ use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     ai::{AiError, Providers},
@@ -39,7 +40,7 @@ use crate::{
     frontend, health,
     http::{self, ClientIp},
     livechat::{self, Livechat},
-    net, resume,
+    net, openapi, resume,
     socket::{self, EventTable, Hub, Io, PostgresAdapter, RedisAdapter},
     state::{AppState, FlowStates, Shared},
     store,
@@ -416,7 +417,7 @@ async fn refuse_disabled_flows(
 }
 
 fn routes(state: &AppState) -> Router {
-    let api = Router::new()
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(auth::router())
         .merge(health::router())
         .merge(livechat::router())
@@ -424,6 +425,9 @@ fn routes(state: &AppState) -> Router {
         .merge(assistant::router())
         .merge(coach::router())
         .merge(chatkit::router())
+        .split_for_parts();
+    let api = api
+        .merge(openapi::router(openapi::with_error_answers(doc)))
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),

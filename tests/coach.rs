@@ -125,6 +125,17 @@ async fn the_coach_app_journey() {
     assert_eq!(page["sessions"][0]["id"], id);
     let (_, all) = call(&app, M::GET, "/api/sessions", &token, None).await;
     assert_eq!(all["total"], 2);
+    // An offset past what the database takes is a bad request, not a failure.
+    let (status, refused) = call(
+        &app,
+        M::GET,
+        "/api/sessions?offset=9223372036854775808",
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert_eq!(refused["code"], "INVALID_REQUEST");
     let (_, stats) = call(&app, M::GET, "/api/analytics/stats", &token, None).await;
     assert_eq!(
         stats,

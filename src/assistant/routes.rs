@@ -2,15 +2,15 @@
 //! In `owner` scope the caller is its Bearer token, else its `X-Client-Key`.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{FromRequestParts, Path, State},
     http::{StatusCode, request::Parts},
-    routing::{get, post},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::service::{self, Access, ConversationView, Owner};
+use super::service::{self, Access, ConversationView, MessageView, Owner};
 use crate::{
     auth::optional_user,
     error::{AppError, AppResult},
@@ -18,14 +18,13 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/conversations", get(list).post(create))
-        .route(
-            "/api/conversations/{id}",
-            get(show).put(rename).delete(remove),
-        )
-        .route("/api/chat", post(chat))
+const TAG: &str = "assistant";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, rename, remove))
+        .routes(routes!(chat))
 }
 
 const CLIENT_KEY_HEADER: &str = "x-client-key";
@@ -56,6 +55,10 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The caller's conversations, each with only its last message.
+#[utoipa::path(get, path = "/api/conversations", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    responses((status = 200, body = Vec<ConversationView>)))]
 async fn list(
     State(state): State<AppState>,
     Caller(access): Caller,
@@ -65,6 +68,11 @@ async fn list(
         .map(Json)
 }
 
+/// A conversation with all its messages.
+#[utoipa::path(get, path = "/api/conversations/{id}", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = ConversationView)))]
 async fn show(
     State(state): State<AppState>,
     Caller(access): Caller,
@@ -75,11 +83,16 @@ async fn show(
         .map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Title {
     title: String,
 }
 
+/// Starts a conversation.
+#[utoipa::path(post, path = "/api/conversations", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    request_body = Title,
+    responses((status = 201, body = ConversationView)))]
 async fn create(
     State(state): State<AppState>,
     Caller(access): Caller,
@@ -90,6 +103,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Renames a conversation.
+#[utoipa::path(put, path = "/api/conversations/{id}", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    params(("id" = String, Path)), request_body = Title,
+    responses((status = 200, body = ConversationView)))]
 async fn rename(
     State(state): State<AppState>,
     Caller(access): Caller,
@@ -101,6 +119,11 @@ async fn rename(
         .map(Json)
 }
 
+/// Deletes a conversation and its messages.
+#[utoipa::path(delete, path = "/api/conversations/{id}", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    params(("id" = String, Path)),
+    responses((status = 204, description = "deleted")))]
 async fn remove(
     State(state): State<AppState>,
     Caller(access): Caller,
@@ -110,18 +133,29 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Chat {
     message: String,
     conversation_id: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct ChatAnswer {
+    message: MessageView,
+    conversation: ConversationView,
+}
+
+/// Answers a message without streaming (in a new conversation without `conversationId`).
+#[utoipa::path(post, path = "/api/chat", tag = TAG,
+    security((), ("bearer" = []), ("clientKey" = [])),
+    request_body = Chat,
+    responses((status = 200, body = ChatAnswer)))]
 async fn chat(
     State(state): State<AppState>,
     Caller(access): Caller,
     AppJson(body): AppJson<Chat>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ChatAnswer>> {
     let (message, conversation) = service::answer(
         &state,
         &access,
@@ -129,7 +163,8 @@ async fn chat(
         &body.message,
     )
     .await?;
-    Ok(Json(
-        json!({ "message": message, "conversation": conversation }),
-    ))
+    Ok(Json(ChatAnswer {
+        message,
+        conversation,
+    }))
 }

@@ -121,8 +121,9 @@ impl Status {
 }
 
 /// A message as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = AssistantMessage)]
 pub struct MessageView {
     pub id: String,
     pub content: String,
@@ -147,8 +148,9 @@ impl From<assistant_message::Model> for MessageView {
 }
 
 /// A conversation as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Conversation)]
 pub struct ConversationView {
     pub id: String,
     pub title: String,

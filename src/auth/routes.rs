@@ -4,18 +4,13 @@
 //! coach client keeps its first body token forever while its cookie holds the
 //! rotated one, so a stale body token beside a cookie is ignored.
 
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, body::Bytes, extract::State, http::StatusCode};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AuthUser, LoginResponse, service};
+use super::{AuthUser, LoginResponse, UserView, service};
 use crate::{
     error::{AppError, AppResult},
     http::{AppJson, ClientIp, optional_json},
@@ -24,13 +19,15 @@ use crate::{
 
 const REFRESH_COOKIE: &str = "refreshToken";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/auth/register", post(register))
-        .route("/api/auth/login", post(login))
-        .route("/api/auth/refresh", post(refresh))
-        .route("/api/auth/logout", post(logout))
-        .route("/api/auth/verify", get(verify))
+const TAG: &str = "auth";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(verify))
 }
 
 fn refresh_cookie(state: &AppState, token: String) -> Cookie<'static> {
@@ -49,15 +46,19 @@ fn with_cookie(state: &AppState, jar: CookieJar, session: &LoginResponse) -> Coo
     jar.add(refresh_cookie(state, session.refresh_token.clone()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RegisterBody {
     email: String,
     name: String,
+    /// The user's job title.
     #[serde(default)]
     role: String,
     password: String,
 }
 
+/// Creates an account and signs it in; sets the `refreshToken` cookie.
+#[utoipa::path(post, path = "/api/auth/register", tag = TAG, request_body = RegisterBody,
+    responses((status = 201, body = LoginResponse)))]
 async fn register(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -74,12 +75,15 @@ async fn register(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+/// Signs in; sets the `refreshToken` cookie.
+#[utoipa::path(post, path = "/api/auth/login", tag = TAG, request_body = LoginBody,
+    responses((status = 200, body = LoginResponse)))]
 async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -91,7 +95,7 @@ async fn login(
     Ok((with_cookie(&state, jar, &session), Json(session)))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct RefreshBody {
     refresh_token: Option<String>,
@@ -107,11 +111,26 @@ fn presented_token(jar: &CookieJar, body: &[u8]) -> AppResult<Option<String>> {
         .or_else(|| body.refresh_token.filter(|token| !token.is_empty())))
 }
 
+/// A refreshed access token.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Refreshed {
+    access_token: String,
+    token: String,
+    refresh_token: String,
+    expires_in: u64,
+}
+
+/// Trades the refresh token (the cookie, else the body's `refreshToken`) for
+/// new tokens; the old refresh token stops working.
+#[utoipa::path(post, path = "/api/auth/refresh", tag = TAG,
+    request_body(content = Option<RefreshBody>, description = "optional when the cookie is sent"),
+    responses((status = 200, body = Refreshed)))]
 async fn refresh(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> AppResult<(CookieJar, Json<Value>)> {
+) -> AppResult<(CookieJar, Json<Refreshed>)> {
     let token = presented_token(&jar, &body)?.ok_or_else(|| AppError::Unauthorized {
         code: "INVALID_REFRESH_TOKEN",
         message: "Refresh token required".to_owned(),
@@ -120,28 +139,51 @@ async fn refresh(
     let jar = with_cookie(&state, jar, &session);
     Ok((
         jar,
-        Json(json!({
-            "accessToken": session.access_token,
-            "token": session.token,
-            "refreshToken": session.refresh_token,
-            "expiresIn": session.expires_in,
-        })),
+        Json(Refreshed {
+            access_token: session.access_token,
+            token: session.token,
+            refresh_token: session.refresh_token,
+            expires_in: session.expires_in,
+        }),
     ))
 }
 
+#[derive(Serialize, ToSchema)]
+struct LoggedOut {
+    message: &'static str,
+}
+
+/// Revokes the refresh token, when one is presented, and clears the cookie.
+#[utoipa::path(post, path = "/api/auth/logout", tag = TAG,
+    request_body(content = Option<RefreshBody>, description = "optional"),
+    responses((status = 200, body = LoggedOut)))]
 async fn logout(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> AppResult<(CookieJar, Json<Value>)> {
+) -> AppResult<(CookieJar, Json<LoggedOut>)> {
     if let Some(token) = presented_token(&jar, &body)? {
         service::revoke(&state, &token).await?;
     }
     let jar = jar.remove(Cookie::build(REFRESH_COOKIE).path("/api/auth"));
-    Ok((jar, Json(json!({ "message": "Logged out" }))))
+    Ok((
+        jar,
+        Json(LoggedOut {
+            message: "Logged out",
+        }),
+    ))
 }
 
-async fn verify(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<Value>> {
+#[derive(Serialize, ToSchema)]
+struct Verified {
+    valid: bool,
+    user: UserView,
+}
+
+/// Whether the Bearer token is valid, and its user.
+#[utoipa::path(get, path = "/api/auth/verify", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = Verified)))]
+async fn verify(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<Verified>> {
     let user = service::current_user(&state, &caller).await?;
-    Ok(Json(json!({ "valid": true, "user": user })))
+    Ok(Json(Verified { valid: true, user }))
 }

@@ -157,7 +157,7 @@ pub async fn create_user(
 }
 
 /// The public part of a user row.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserView {
     pub id: i32,
@@ -181,7 +181,7 @@ impl From<user::Model> for UserView {
 
 /// What login (and registration) answer: the access token under both names
 /// clients use, a refresh token, and the user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {
     pub token: String,

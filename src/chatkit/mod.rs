@@ -2,10 +2,12 @@
 //! `POST /api/chatkit/refresh`. No Bearer token: the user is the
 //! `chatkit_session_id` cookie (`user_<uuid>`), set once and reused.
 
-use axum::{Json, Router, body::Bytes, extract::State, routing::post};
+use axum::{Json, body::Bytes, extract::State};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     ai::AiError,
@@ -16,10 +18,12 @@ use crate::{
 
 const USER_COOKIE: &str = "chatkit_session_id";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/chatkit/session", post(create_session))
-        .route("/api/chatkit/refresh", post(refresh_session))
+const TAG: &str = "chatkit";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_session))
+        .routes(routes!(refresh_session))
 }
 
 /// The cookie's user, or a new one with the cookie to set.
@@ -45,8 +49,9 @@ fn user_of(state: &AppState, jar: CookieJar) -> (String, CookieJar) {
 /// `{agent_id?, chatkit_configuration?}` for a new session (`agent_id` is
 /// accepted for compatibility; the workflow is `CHATKIT_WORKFLOW_ID`), plus
 /// `current_client_secret` for a refresh.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct SessionBody {
+    #[schema(value_type = Option<Object>)]
     chatkit_configuration: Option<Value>,
     current_client_secret: Option<String>,
 }
@@ -62,8 +67,23 @@ impl SessionBody {
     }
 }
 
-/// Creates a ChatKit session for `user` upstream; `{client_secret, expires_at, session_id}`.
-async fn issue(state: &AppState, user: &str, configuration: Option<Value>) -> AppResult<Value> {
+/// A ChatKit session as OpenAI issued it.
+#[derive(Serialize, ToSchema)]
+struct ChatkitSession {
+    client_secret: String,
+    /// As OpenAI sent it (seconds since the epoch).
+    #[schema(value_type = Option<i64>)]
+    expires_at: Value,
+    #[schema(value_type = Option<String>)]
+    session_id: Value,
+}
+
+/// Creates a ChatKit session for `user` upstream.
+async fn issue(
+    state: &AppState,
+    user: &str,
+    configuration: Option<Value>,
+) -> AppResult<ChatkitSession> {
     let (Some(workflow), Some(key)) = (
         &state.config.chatkit_workflow_id,
         &state.config.openai_api_key,
@@ -93,7 +113,7 @@ async fn issue(state: &AppState, user: &str, configuration: Option<Value>) -> Ap
         .await
         .map_err(|err| AppError::Ai(AiError::Unreachable(err.to_string())))?;
     let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let mut body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
         return Err(AppError::Ai(AiError::Upstream {
             status: status.as_u16(),
@@ -110,27 +130,37 @@ async fn issue(state: &AppState, user: &str, configuration: Option<Value>) -> Ap
             "ChatKit answered without a client_secret".to_owned(),
         )));
     }
-    Ok(
-        json!({ "client_secret": secret, "expires_at": body["expires_at"], "session_id": body["id"] }),
-    )
+    Ok(ChatkitSession {
+        client_secret: secret,
+        expires_at: body["expires_at"].take(),
+        session_id: body["id"].take(),
+    })
 }
 
+/// Issues a ChatKit session for the cookie's user (set when absent).
+#[utoipa::path(post, path = "/api/chatkit/session", tag = TAG,
+    request_body(content = Option<SessionBody>, description = "optional"),
+    responses((status = 200, body = ChatkitSession)))]
 async fn create_session(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> AppResult<(CookieJar, Json<Value>)> {
+) -> AppResult<(CookieJar, Json<ChatkitSession>)> {
     let body: SessionBody = optional_json(&body)?;
     let (user, jar) = user_of(&state, jar);
     let session = issue(&state, &user, body.configuration()?).await?;
     Ok((jar, Json(session)))
 }
 
+/// Issues a new ChatKit session in place of `current_client_secret`'s.
+#[utoipa::path(post, path = "/api/chatkit/refresh", tag = TAG,
+    request_body = SessionBody,
+    responses((status = 200, body = ChatkitSession)))]
 async fn refresh_session(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> AppResult<(CookieJar, Json<Value>)> {
+) -> AppResult<(CookieJar, Json<ChatkitSession>)> {
     let body: SessionBody = optional_json(&body)?;
     let has_secret = body
         .current_client_secret

@@ -63,7 +63,7 @@ pub enum ClusterError {
 }
 
 /// Which adapter this node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AdapterKind {
     Local,

@@ -35,7 +35,7 @@ const LEASE_POLL: StdDuration = StdDuration::from_millis(50);
 #[derive(Default)]
 pub struct QuotaLocks(DashMap<i32, Arc<Mutex<()>>>);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotaView {
     pub tokens_used: i64,

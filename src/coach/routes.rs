@@ -2,14 +2,15 @@
 //! All need a Bearer token; the AI routes also a per-user request budget.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State},
     http::StatusCode,
-    routing::{get, post},
 };
 use governor::clock::{Clock, DefaultClock};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     quota::{self, QuotaView},
@@ -23,16 +24,18 @@ use crate::{
     telemetry::metrics,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/gemini/process", post(process))
-        .route("/api/gemini/generate-feedback", post(generate_feedback))
-        .route("/api/gemini/quota", get(quota_view))
-        .route("/api/sessions", post(create_session).get(list_sessions))
-        .route("/api/sessions/{id}", get(get_session).patch(update_session))
-        .route("/api/analytics/events", post(record_event))
-        .route("/api/analytics/stats", get(stats))
-        .route("/api/analytics/adoption", get(adoption))
+const TAG: &str = "coach";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(process))
+        .routes(routes!(generate_feedback))
+        .routes(routes!(quota_view))
+        .routes(routes!(create_session, list_sessions))
+        .routes(routes!(get_session, update_session))
+        .routes(routes!(record_event))
+        .routes(routes!(stats))
+        .routes(routes!(adoption))
 }
 
 /// The per-user budget of AI requests (`AI_RATE_LIMIT_PER_MINUTE`).
@@ -51,20 +54,33 @@ fn session_id(raw: &str) -> AppResult<i32> {
         .map_err(|_| AppError::not_found("SESSION_NOT_FOUND", "Session not found"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ProcessBody {
     prompt: String,
     feature_type: Option<String>,
+    /// Earlier turns, `{role, content}` (or Gemini's `{role, parts}`; role `model` is the AI).
     #[serde(default)]
     conversation_history: Vec<Value>,
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ProcessAnswer {
+    response: String,
+    tokens_used: i64,
+    remaining_quota: i64,
+}
+
+/// Answers a prompt within the caller's daily token quota.
+#[utoipa::path(post, path = "/api/gemini/process", tag = TAG, security(("bearer" = [])),
+    request_body = ProcessBody,
+    responses((status = 200, body = ProcessAnswer)))]
 async fn process(
     State(state): State<AppState>,
     user: AuthUser,
     AppJson(body): AppJson<ProcessBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ProcessAnswer>> {
     spend_ai_budget(&state, &user)?;
     let (response, tokens, quota) = service::process(
         &state,
@@ -74,17 +90,25 @@ async fn process(
         &body.conversation_history,
     )
     .await?;
-    Ok(Json(
-        json!({ "response": response, "tokensUsed": tokens, "remainingQuota": quota.remaining }),
-    ))
+    Ok(Json(ProcessAnswer {
+        response,
+        tokens_used: tokens,
+        remaining_quota: quota.remaining,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct FeedbackBody {
+    /// The practice session's id, as a number or a string.
     session_id: Value,
 }
 
+/// Generates and saves feedback on one of the caller's practice sessions:
+/// `{sessionId, score, communication, content, bodyLanguage, highlights, actionItems}`.
+#[utoipa::path(post, path = "/api/gemini/generate-feedback", tag = TAG, security(("bearer" = [])),
+    request_body = FeedbackBody,
+    responses((status = 200, body = Object)))]
 async fn generate_feedback(
     State(state): State<AppState>,
     user: AuthUser,
@@ -102,11 +126,14 @@ async fn generate_feedback(
         .map(Json)
 }
 
+/// The caller's daily token quota.
+#[utoipa::path(get, path = "/api/gemini/quota", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = QuotaView)))]
 async fn quota_view(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<QuotaView>> {
     quota::view(&state, user.id).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewSession {
     feature_type: String,
@@ -114,6 +141,10 @@ struct NewSession {
     description: Option<String>,
 }
 
+/// Starts a practice session.
+#[utoipa::path(post, path = "/api/sessions", tag = TAG, security(("bearer" = [])),
+    request_body = NewSession,
+    responses((status = 201, body = SessionView)))]
 async fn create_session(
     State(state): State<AppState>,
     user: AuthUser,
@@ -130,14 +161,19 @@ async fn create_session(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     feature_type: Option<String>,
-    limit: Option<u64>,
-    offset: Option<u64>,
+    limit: Option<u32>,
+    offset: Option<u32>,
 }
 
+/// The caller's practice sessions, newest first (`limit` 1–100, default 20).
+#[utoipa::path(get, path = "/api/sessions", tag = TAG, security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, body = SessionPage)))]
 async fn list_sessions(
     State(state): State<AppState>,
     user: AuthUser,
@@ -148,13 +184,17 @@ async fn list_sessions(
         &state.db,
         user.id,
         query.feature_type.as_deref(),
-        query.limit.unwrap_or(20),
-        query.offset.unwrap_or(0),
+        query.limit.map_or(20, u64::from),
+        query.offset.map_or(0, u64::from),
     )
     .await
     .map(Json)
 }
 
+/// One of the caller's practice sessions.
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 200, body = SessionView)))]
 async fn get_session(
     State(state): State<AppState>,
     user: AuthUser,
@@ -165,6 +205,10 @@ async fn get_session(
         .map(Json)
 }
 
+/// Changes a practice session; absent fields stay.
+#[utoipa::path(patch, path = "/api/sessions/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = String, Path)), request_body = SessionChange,
+    responses((status = 200, body = SessionView)))]
 async fn update_session(
     State(state): State<AppState>,
     user: AuthUser,
@@ -176,7 +220,7 @@ async fn update_session(
         .map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewEvent {
     event_type: String,
@@ -184,6 +228,10 @@ struct NewEvent {
     metadata: Value,
 }
 
+/// Records an analytics event.
+#[utoipa::path(post, path = "/api/analytics/events", tag = TAG, security(("bearer" = [])),
+    request_body = NewEvent,
+    responses((status = 201, description = "the stored event", body = Object)))]
 async fn record_event(
     State(state): State<AppState>,
     user: AuthUser,
@@ -193,10 +241,16 @@ async fn record_event(
     Ok((StatusCode::CREATED, Json(event)))
 }
 
+/// `{totalSessions, completedSessions, averageScore}` of the caller.
+#[utoipa::path(get, path = "/api/analytics/stats", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = Object)))]
 async fn stats(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<Value>> {
     service::stats(&state.db, user.id).await.map(Json)
 }
 
+/// The caller's session count per feature type.
+#[utoipa::path(get, path = "/api/analytics/adoption", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = std::collections::HashMap<String, u64>)))]
 async fn adoption(State(state): State<AppState>, user: AuthUser) -> AppResult<Json<Value>> {
     service::adoption(&state.db, user.id).await.map(Json)
 }

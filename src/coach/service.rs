@@ -53,8 +53,9 @@ fn session_not_found() -> AppError {
     AppError::not_found("SESSION_NOT_FOUND", "Session not found")
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PracticeSession)]
 pub struct SessionView {
     pub id: i32,
     pub user_id: i32,
@@ -147,7 +148,7 @@ pub async fn get_session(db: &DatabaseConnection, user_id: i32, id: i32) -> AppR
 }
 
 /// What `PATCH /api/sessions/:id` may change; absent fields stay.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionChange {
     pub duration_seconds: Option<i32>,
@@ -209,7 +210,7 @@ pub async fn update_session(
     Ok(row.update(db).await?.into())
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionPage {
     pub sessions: Vec<SessionView>,
     pub total: u64,

@@ -139,8 +139,9 @@ impl Sender {
 }
 
 /// A message as clients see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LiveChatMessage)]
 pub struct MessageView {
     pub id: i32,
     pub session_id: String,

@@ -3,12 +3,12 @@
 //! admin sockets like their socket twins.
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{Path, Query, State},
-    routing::{get, post},
 };
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     domain::{MessageText, MessageView, SessionId, Visitor},
@@ -22,18 +22,23 @@ use crate::{
     state::AppState,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/chats", get(list_chats).post(create_chat))
-        .route("/api/chats/{session_id}", get(get_chat))
-        .route("/api/chats/{session_id}/release", post(release_chat))
+const TAG: &str = "livechat";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_chats, create_chat))
+        .routes(routes!(get_chat))
+        .routes(routes!(release_chat))
         // GET takes a session id, PATCH a message id: one path, one parameter name.
-        .route("/api/messages/{key}", get(list_messages).patch(mark_read))
-        .route("/api/ai/config", get(get_config).put(put_config))
-        .route("/api/ai/toggle", post(toggle_ai))
-        .route("/api/ai/test", post(test_ai))
+        .routes(routes!(list_messages, mark_read))
+        .routes(routes!(get_config, put_config))
+        .routes(routes!(toggle_ai))
+        .routes(routes!(test_ai))
 }
 
+/// Sessions, newest activity first, each with only its newest message.
+#[utoipa::path(get, path = "/api/chats", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = Vec<SessionView>)))]
 async fn list_chats(
     State(state): State<AppState>,
     _: AdminUser,
@@ -45,6 +50,10 @@ fn session_id(state: &AppState, raw: &str) -> AppResult<SessionId> {
     SessionId::parse(raw, state.config.livechat_min_session_id_chars)
 }
 
+/// A session with all its messages.
+#[utoipa::path(get, path = "/api/chats/{session_id}", tag = TAG, security(("bearer" = [])),
+    params(("session_id" = String, Path)),
+    responses((status = 200, body = SessionView)))]
 async fn get_chat(
     State(state): State<AppState>,
     _: AdminUser,
@@ -57,7 +66,7 @@ async fn get_chat(
         .map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct NewChat {
     session_id: String,
@@ -65,6 +74,9 @@ struct NewChat {
     user_agent: Option<String>,
 }
 
+/// Opens (or finds) a visitor's session.
+#[utoipa::path(post, path = "/api/chats", tag = TAG, request_body = NewChat,
+    responses((status = 200, body = SessionView)))]
 async fn create_chat(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -78,6 +90,10 @@ async fn create_chat(
         .map(Json)
 }
 
+/// Hands the session back to the AI.
+#[utoipa::path(post, path = "/api/chats/{session_id}/release", tag = TAG, security(("bearer" = [])),
+    params(("session_id" = String, Path)),
+    responses((status = 200, body = SessionView)))]
 async fn release_chat(
     State(state): State<AppState>,
     admin: AdminUser,
@@ -96,13 +112,20 @@ async fn announce_list_change(state: &AppState) {
     admins(state).emit("chat-list-update", &()).await;
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AfterQuery {
+    /// Only messages with a greater id.
     after: Option<i32>,
 }
 
+/// A session's messages, oldest first.
+///
 /// Unauthenticated: widgets load their history with it. A session id is the
 /// capability, so widgets should use long random ids.
+#[utoipa::path(get, path = "/api/messages/{key}", tag = TAG,
+    params(("key" = String, Path, description = "the session id"), AfterQuery),
+    responses((status = 200, body = Vec<MessageView>)))]
 async fn list_messages(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -116,6 +139,10 @@ async fn list_messages(
         .map(Json)
 }
 
+/// Marks a message read.
+#[utoipa::path(patch, path = "/api/messages/{key}", tag = TAG, security(("bearer" = [])),
+    params(("key" = String, Path, description = "the message id")),
+    responses((status = 200, body = MessageView)))]
 async fn mark_read(
     State(state): State<AppState>,
     _: AdminUser,
@@ -129,11 +156,18 @@ async fn mark_read(
     Ok(Json(row))
 }
 
+/// The live-chat AI settings.
+#[utoipa::path(get, path = "/api/ai/config", tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = AiConfigView)))]
 async fn get_config(State(state): State<AppState>, _: AdminUser) -> AppResult<Json<AiConfigView>> {
     let config = service::ai_settings(&state).await?;
     Ok(Json(service::config_view(&state, &config)))
 }
 
+/// Changes any of the AI settings.
+#[utoipa::path(put, path = "/api/ai/config", tag = TAG, security(("bearer" = [])),
+    request_body = AiConfigChange,
+    responses((status = 200, body = AiConfigView)))]
 async fn put_config(
     State(state): State<AppState>,
     _: AdminUser,
@@ -142,12 +176,16 @@ async fn put_config(
     service::update_config(&state, change).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Toggle {
     is_enabled: bool,
 }
 
+/// Switches the AI auto-reply on or off.
+#[utoipa::path(post, path = "/api/ai/toggle", tag = TAG, security(("bearer" = [])),
+    request_body = Toggle,
+    responses((status = 200, body = AiConfigView)))]
 async fn toggle_ai(
     State(state): State<AppState>,
     _: AdminUser,
@@ -160,20 +198,28 @@ async fn toggle_ai(
     service::update_config(&state, change).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AiTest {
     session_id: Option<String>,
     message: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct AiTestAnswer {
+    response: String,
+}
+
 /// Tries the current settings on a message (after the session's history when
 /// a `sessionId` is given); nothing is stored.
+#[utoipa::path(post, path = "/api/ai/test", tag = TAG, security(("bearer" = [])),
+    request_body = AiTest,
+    responses((status = 200, body = AiTestAnswer)))]
 async fn test_ai(
     State(state): State<AppState>,
     _: AdminUser,
     AppJson(body): AppJson<AiTest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<AiTestAnswer>> {
     let session = body
         .session_id
         .as_deref()
@@ -181,5 +227,5 @@ async fn test_ai(
         .transpose()?;
     let text = MessageText::parse(&body.message, state.config.livechat_max_message_chars)?;
     let response = service::test_answer(&state, session.as_ref(), text).await?;
-    Ok(Json(json!({ "response": response })))
+    Ok(Json(AiTestAnswer { response }))
 }

@@ -92,8 +92,9 @@ pub async fn lock<'a>(state: &'a AppState, session: &SessionId) -> MutexGuard<'a
 }
 
 /// A session as clients see it, with some or all of its messages.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LiveChatSession)]
 pub struct SessionView {
     pub id: i32,
     pub session_id: String,
@@ -389,7 +390,7 @@ fn resolve_model(state: &AppState, config: &ai_config::Model) -> (Option<String>
 }
 
 /// The AI settings as the admin console reads them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AiConfigView {
     pub is_enabled: bool,
@@ -405,7 +406,7 @@ pub struct AiConfigView {
 }
 
 /// A change to the AI settings; absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AiConfigChange {
     pub is_enabled: Option<bool>,

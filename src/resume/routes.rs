@@ -1,15 +1,14 @@
 //! `POST /format-resume`: checks a resume JSON and fills defaults.
 
-use axum::{
-    Json, Router, http::StatusCode, response::IntoResponse, response::Response, routing::post,
-};
+use axum::{Json, http::StatusCode, response::IntoResponse, response::Response};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::schema;
 use crate::{error::AppError, http::AppJson, state::AppState};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/format-resume", post(format_resume))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(format_resume))
 }
 
 /// Filled in for the six text fields when they are absent.
@@ -35,6 +34,12 @@ fn is_empty(value: &Value) -> bool {
 /// Any key sent with an empty value → 400 `{missingFields: {key: question}}`
 /// (plus the usual `error`, `message`, `code`); else `{resumeData}` in the
 /// resume shape, with defaults for absent text fields.
+/// Checks a resume (bare or as `{resumeData}`) for empty fields and answers
+/// it normalised as `{resumeData}`; empty fields answer 400 with
+/// `missingFields: {key: question}`.
+#[utoipa::path(post, path = "/format-resume", tag = "resume",
+    request_body = Object,
+    responses((status = 200, body = Object)))]
 async fn format_resume(AppJson(body): AppJson<Value>) -> Result<Response, AppError> {
     let resume = body
         .get("resumeData")
