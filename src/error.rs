@@ -94,8 +94,15 @@ pub fn database_unreachable(err: &DbErr) -> bool {
 }
 
 /// What a socket flow puts in its error event.
-#[derive(Debug, Clone, Serialize)]
+/// A failure as socket flows send it in their error events.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SocketError {
+    /// What clients switch on. Any flow: `INVALID_PAYLOAD`, `INVALID_REQUEST`,
+    /// `RATE_LIMITED`, `PAYLOAD_TOO_LARGE`, `FORBIDDEN`, `UNAUTHORIZED`,
+    /// `TOKEN_EXPIRED`, `FLOW_DISABLED`, `SERVER_BUSY`, `DATABASE_UNAVAILABLE`,
+    /// `AI_PROVIDER_ERROR`, `INTERNAL_ERROR`. Live chat: `INVALID_SESSION_ID`,
+    /// `EMPTY_MESSAGE`, `MESSAGE_TOO_LONG`, `SESSION_NOT_FOUND`. Assistant:
+    /// `CONVERSATION_NOT_FOUND`, `MESSAGE_NOT_FOUND`, `OWNER_REQUIRED`.
     pub code: &'static str,
     pub message: String,
 }

@@ -16,7 +16,7 @@ use crate::{
     ai::ProviderName,
     cluster::AdapterKind,
     error::AppResult,
-    socket::{EventContext, EventTable, Payload},
+    socket::{EventContext, EventTable, NoPayload},
     state::AppState,
     store,
 };
@@ -175,12 +175,14 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 /// `socket.emit("health", ack)` → `ack({status: "OK", timestamp})`.
 pub fn register(table: &mut EventTable) {
-    table
-        .core(|_, _, _| {})
-        .on_immediate("health", answer_probe);
+    table.core(|_, _, _| {}).on_immediate(
+        "health",
+        "A liveness probe; the acknowledgement answers `{status: \"OK\", timestamp}`",
+        answer_probe,
+    );
 }
 
-async fn answer_probe(cx: EventContext, _: Payload) -> AppResult<()> {
+async fn answer_probe(cx: EventContext, _: NoPayload) -> AppResult<()> {
     cx.ack
         .send(&json!({ "status": "OK", "timestamp": Utc::now().to_rfc3339() }));
     Ok(())

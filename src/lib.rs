@@ -10,6 +10,7 @@
 //! - [`error`]: the one service-layer error, mapped to HTTP and socket errors.
 //! - [`http`]: JSON extraction, CORS, security headers, fallbacks.
 //! - [`openapi`]: the OpenAPI document of the REST routes and its docs page.
+//! - [`asyncapi`]: the AsyncAPI document of the Socket.IO events.
 //! - [`store`]: the database (SQLite or PostgreSQL through SeaORM) and settings.
 //! - [`auth`]: passwords, tokens, the login routes, extractors, socket identity.
 //! - [`ai`]: the `ChatModel` seam and its providers.
@@ -27,6 +28,7 @@
 
 pub mod ai;
 pub mod assistant;
+pub mod asyncapi;
 pub mod auth;
 pub mod chatkit;
 pub mod cluster;

@@ -31,6 +31,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::{
     ai::{AiError, Providers},
     assistant::{self, ActiveStreams},
+    asyncapi,
     auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
     chatkit,
     cluster::{self, Backplane, Cluster, ClusterError},
@@ -266,6 +267,7 @@ impl Server {
 async fn mount_sockets(router: Router, state: &AppState) -> Result<(Router, Io), StartError> {
     let config = &state.config;
     let table = Arc::new(socket_events(config));
+    let router = router.merge(asyncapi::router(asyncapi::document(&table, config)));
     Ok(match state.cluster.backplane() {
         Backplane::Local => {
             let (layer, io) = socket::build::<LocalAdapter>(config, ());
@@ -363,7 +365,8 @@ async fn follow_signals(state: AppState) {
 }
 
 /// Every flow's socket events.
-fn socket_events(config: &Config) -> EventTable {
+/// Every flow's socket events.
+pub fn socket_events(config: &Config) -> EventTable {
     let mut events = EventTable::default().with_event_spans(config.log_format == LogFormat::Json);
     health::register(&mut events);
     livechat::register(&mut events, config);

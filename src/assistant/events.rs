@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::{
-    service::{self, Access, Owner, Status},
-    stream::{self, ActiveStreams, Generation},
+    service::{self, Access, MessageView, Owner, Status},
+    stream::{self, ActiveStreams, Chunk, Generation, StreamError, StreamEvent},
 };
 use crate::{
     ai::Role,
@@ -22,10 +23,7 @@ use crate::{
     cluster::Signal,
     config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{
-        ClientSocket, EventContext, EventTable, Payload, Room, RoomKind, SocketContext,
-        parse_payload,
-    },
+    socket::{ClientSocket, EventContext, EventTable, Room, RoomKind, SocketContext},
     state::AppState,
 };
 
@@ -42,22 +40,32 @@ fn report(socket: &ClientSocket, _event: &'static str, err: AppError) {
         "INVALID_PAYLOAD" | "PAYLOAD_TOO_LARGE" => "INVALID_REQUEST",
         code => code,
     };
-    socket.emit(
-        "stream_error",
-        &json!({ "message": error.message, "code": code }),
-    );
+    let refused = StreamError {
+        message: error.message,
+        code,
+        message_id: None,
+        conversation_id: None,
+    };
+    socket.emit("stream_error", &refused);
 }
 
 pub fn register(table: &mut EventTable, config: &Config) {
     table
         .flow(config, Flow::Assistant, report)
-        .on("join_conversation", join_conversation)
-        .on("leave_conversation", leave_conversation)
-        .on("stream_chat", stream_chat)
-        .on("typing_start", |cx, payload| typing(cx, payload, true))
-        .on("typing_stop", |cx, payload| typing(cx, payload, false))
-        .on("message_read", message_read)
-        .on("stop_generation", stop_generation)
+        .on("join_conversation", "Follow a conversation's messages and streams", join_conversation)
+        .on("leave_conversation", "Stop following a conversation", leave_conversation)
+        .on("stream_chat", "Ask: the question is stored and sent as `new_message`; the answer streams as `stream_start`, `stream_chunk`…, `stream_complete`", stream_chat)
+        .on("typing_start", "The user is typing; passed to the conversation's other sockets", |cx, payload| typing(cx, payload, true))
+        .on("typing_stop", "The user stopped typing", |cx, payload| typing(cx, payload, false))
+        .on("message_read", "A message was read; passed on as `message_status`", message_read)
+        .on("stop_generation", "Stop a streaming answer (by reply or by conversation), on whichever node runs it; what was generated is kept", stop_generation)
+        .emits::<MessageView>("new_message", "To the conversation's other sockets: the user's stored question")
+        .emits::<StreamEvent>("stream_start", "To the conversation: an answer starts (its message id)")
+        .emits::<Chunk>("stream_chunk", "To the conversation: the answer so far; the last one has `isComplete`")
+        .emits::<StreamEvent>("stream_complete", "To the conversation: the answer ended (completed, stopped or failed) and is stored; with the conversation")
+        .emits::<UserTyping>("user_typing", "To the conversation's other sockets: someone is typing")
+        .emits::<MessageStatus>("message_status", "To the conversation: a message was read")
+        .emits::<StreamError>("stream_error", "To the sender: its event was refused; to the conversation: a generation failed")
         .on_handshake(remember_client_key);
 }
 
@@ -89,37 +97,39 @@ fn access(cx: &EventContext) -> Access {
 }
 
 /// A bare string id, or `{conversationId}`.
-fn conversation_id(payload: Payload) -> AppResult<String> {
-    let id = match parse_payload::<Value>(payload)? {
-        Value::String(id) => id,
-        Value::Object(mut fields) => match fields.remove("conversationId") {
-            Some(Value::String(id)) => id,
-            _ => return Err(service::invalid("conversationId must be a string")),
-        },
-        _ => {
-            return Err(service::invalid(
-                "send a conversation id or {conversationId}",
-            ));
-        }
-    };
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+enum ConversationRef {
+    Id(String),
+    #[serde(rename_all = "camelCase")]
+    Object {
+        conversation_id: String,
+    },
+}
+
+fn conversation_id(payload: ConversationRef) -> AppResult<String> {
+    let (ConversationRef::Id(id)
+    | ConversationRef::Object {
+        conversation_id: id,
+    }) = payload;
     service::validate_conversation_id(&id)?;
     Ok(id)
 }
 
-async fn join_conversation(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn join_conversation(cx: EventContext, payload: ConversationRef) -> AppResult<()> {
     let id = conversation_id(payload)?;
     service::may_follow(&cx.state.db, &access(&cx), &id).await?;
     cx.socket.join(conversation_room(&id));
     Ok(())
 }
 
-async fn leave_conversation(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn leave_conversation(cx: EventContext, payload: ConversationRef) -> AppResult<()> {
     cx.socket
         .leave(conversation_room(&conversation_id(payload)?));
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct StreamChat {
     message: String,
@@ -134,8 +144,7 @@ struct StreamRequest {
     stream: bool,
 }
 
-fn stream_request(config: &Config, payload: Payload) -> AppResult<StreamRequest> {
-    let payload: StreamChat = parse_payload(payload)?;
+fn stream_request(config: &Config, payload: StreamChat) -> AppResult<StreamRequest> {
     if let Some(id) = &payload.conversation_id {
         service::validate_conversation_id(id)?;
     }
@@ -146,7 +155,7 @@ fn stream_request(config: &Config, payload: Payload) -> AppResult<StreamRequest>
     })
 }
 
-async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn stream_chat(cx: EventContext, payload: StreamChat) -> AppResult<()> {
     let asked = stream_request(&cx.state.config, payload)?;
     let state = &cx.state;
     let message = asked.message.as_str();
@@ -182,7 +191,11 @@ async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
         .to([room])
         .emit(
             "stream_start",
-            &json!({ "messageId": reply.id, "conversationId": conversation.id }),
+            &StreamEvent {
+                message_id: &reply.id,
+                conversation_id: &conversation.id,
+                conversation: None,
+            },
         )
         .await;
     let coalesce = asked
@@ -200,14 +213,14 @@ async fn stream_chat(cx: EventContext, payload: Payload) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct TypingPayload {
     conversation_id: String,
     user_name: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct UserTyping<'a> {
     user_id: String,
@@ -219,8 +232,7 @@ struct UserTyping<'a> {
 /// Longest `userName` passed on to the room.
 const MAX_USER_NAME_CHARS: usize = 100;
 
-fn typing_of(payload: Payload) -> AppResult<TypingPayload> {
-    let payload: TypingPayload = parse_payload(payload)?;
+fn typing_of(payload: TypingPayload) -> AppResult<TypingPayload> {
     service::validate_conversation_id(&payload.conversation_id)?;
     if payload
         .user_name
@@ -234,7 +246,7 @@ fn typing_of(payload: Payload) -> AppResult<TypingPayload> {
     Ok(payload)
 }
 
-async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResult<()> {
+async fn typing(cx: EventContext, payload: TypingPayload, is_typing: bool) -> AppResult<()> {
     let payload = typing_of(payload)?;
     service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
     let event = UserTyping {
@@ -251,28 +263,42 @@ async fn typing(cx: EventContext, payload: Payload, is_typing: bool) -> AppResul
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MessageRead {
     conversation_id: String,
     message_id: String,
 }
 
-fn message_read_of(payload: Payload) -> AppResult<MessageRead> {
-    let payload: MessageRead = parse_payload(payload)?;
+/// `message_status`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MessageStatus<'a> {
+    message_id: &'a str,
+    /// Always `read`.
+    status: &'a str,
+    /// The reader's user id, else its socket id.
+    read_by: String,
+}
+
+fn message_read_of(payload: MessageRead) -> AppResult<MessageRead> {
     service::validate_conversation_id(&payload.conversation_id)?;
     service::validate_conversation_id(&payload.message_id)?;
     Ok(payload)
 }
 
-async fn message_read(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn message_read(cx: EventContext, payload: MessageRead) -> AppResult<()> {
     let payload = message_read_of(payload)?;
     service::may_follow(&cx.state.db, &access(&cx), &payload.conversation_id).await?;
     let read_by = match cx.session.identity().user() {
         Some(user) => user.id.to_string(),
         None => cx.socket.id().to_string(),
     };
-    let status = json!({ "messageId": payload.message_id, "status": "read", "readBy": read_by });
+    let status = MessageStatus {
+        message_id: &payload.message_id,
+        status: "read",
+        read_by,
+    };
     cx.state
         .hub
         .to([conversation_room(&payload.conversation_id)])
@@ -281,7 +307,7 @@ async fn message_read(cx: EventContext, payload: Payload) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Stop {
     message_id: Option<String>,
@@ -294,8 +320,7 @@ enum StopTarget {
     Conversation(String),
 }
 
-fn stop_target(payload: Payload) -> AppResult<StopTarget> {
-    let payload: Stop = parse_payload(payload)?;
+fn stop_target(payload: Stop) -> AppResult<StopTarget> {
     match (payload.message_id, payload.conversation_id) {
         (Some(message_id), _) => {
             service::validate_conversation_id(&message_id)?;
@@ -312,7 +337,7 @@ fn stop_target(payload: Payload) -> AppResult<StopTarget> {
 /// Stops a generation by its reply id or every one in a conversation,
 /// whichever node runs it. Stopping what already ended is not an error: the
 /// stop and the end can cross.
-async fn stop_generation(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn stop_generation(cx: EventContext, payload: Stop) -> AppResult<()> {
     let state = &cx.state;
     let streams = state.flow::<ActiveStreams>();
     let access = access(&cx);
@@ -365,7 +390,7 @@ pub fn on_signal(state: &AppState, signal: &Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proptest_json::any_json;
+    use crate::{proptest_json::any_json, socket::parse_payload};
     use proptest::prelude::*;
 
     fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
@@ -383,11 +408,11 @@ mod tests {
         #[test]
         fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
             let config = Config::from_args(Vec::<String>::new()).unwrap();
-            clear(conversation_id(Ok(value.clone())))?;
-            clear(stream_request(&config, Ok(value.clone())))?;
-            clear(typing_of(Ok(value.clone())))?;
-            clear(message_read_of(Ok(value.clone())))?;
-            clear(stop_target(Ok(value)))?;
+            clear(parse_payload(Ok(value.clone())).and_then(conversation_id))?;
+            clear(parse_payload(Ok(value.clone())).and_then(|p| stream_request(&config, p)))?;
+            clear(parse_payload(Ok(value.clone())).and_then(typing_of))?;
+            clear(parse_payload(Ok(value.clone())).and_then(message_read_of))?;
+            clear(parse_payload(Ok(value)).and_then(stop_target))?;
         }
 
         #[test]

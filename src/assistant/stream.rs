@@ -15,13 +15,13 @@ use std::time::Duration;
 use dashmap::DashMap;
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use super::{
     events::conversation_room,
-    service::{self, Access, Status},
+    service::{self, Access, ConversationView, Status},
 };
 use crate::{
     ai::{ChatRequest, StreamItem},
@@ -86,15 +86,38 @@ impl ActiveStreams {
     }
 }
 
-#[derive(Serialize)]
+/// `stream_chunk`: the reply so far (`content`) and what is new (`delta`).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Chunk<'a> {
+pub(super) struct Chunk<'a> {
     id: u64,
     message_id: &'a str,
     conversation_id: &'a str,
     content: &'a str,
     delta: &'a str,
     is_complete: bool,
+}
+
+/// `stream_start` and, with the conversation, `stream_complete`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StreamEvent<'a> {
+    pub message_id: &'a str,
+    pub conversation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<ConversationView>,
+}
+
+/// `stream_error`: a refused event (no ids), or a failed generation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct StreamError<'a> {
+    pub message: String,
+    pub code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<&'a str>,
 }
 
 /// A reply to generate into an existing, empty `streaming` message.
@@ -216,21 +239,19 @@ async fn run(state: &AppState, generation: Generation, cancel: CancellationToken
     let conversation = service::get_conversation(&state.db, &Access::server(), &conversation_id)
         .await
         .ok();
-    emit(
-        state,
-        &conversation_id,
-        "stream_complete",
-        &json!({ "messageId": message_id, "conversationId": conversation_id, "conversation": conversation }),
-    )
-    .await;
+    let complete = StreamEvent {
+        message_id: &message_id,
+        conversation_id: &conversation_id,
+        conversation,
+    };
+    emit(state, &conversation_id, "stream_complete", &complete).await;
     if let Ending::Failed(err) = ending {
-        let error = err.to_socket_error();
-        emit(
-            state,
-            &conversation_id,
-            "stream_error",
-            &json!({ "message": error.message, "code": "AI_PROVIDER_ERROR", "messageId": message_id, "conversationId": conversation_id }),
-        )
-        .await;
+        let failure = StreamError {
+            message: err.to_socket_error().message,
+            code: "AI_PROVIDER_ERROR",
+            message_id: Some(&message_id),
+            conversation_id: Some(&conversation_id),
+        };
+        emit(state, &conversation_id, "stream_error", &failure).await;
     }
 }

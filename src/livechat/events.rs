@@ -9,20 +9,21 @@
 use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::{
     domain::{MessageText, MessageView, SessionId, Visitor},
     service::{self, FollowUp},
 };
+use utoipa::ToSchema;
+
 use crate::{
     auth::Identity,
     config::{Config, Flow},
-    error::{AppError, AppResult},
+    error::{AppError, AppResult, SocketError},
     http::{client_ip, peer_ip},
     socket::{
-        Broadcast, ClientSocket, EventContext, EventTable, Payload, Room, RoomKind, SocketContext,
-        SocketSession, parse_payload,
+        Broadcast, ClientSocket, EventContext, EventTable, NoPayload, Room, RoomKind,
+        SocketContext, SocketSession,
     },
     state::AppState,
 };
@@ -43,12 +44,22 @@ fn report(socket: &ClientSocket, _event: &'static str, err: AppError) {
 pub fn register(table: &mut EventTable, config: &Config) {
     table
         .flow(config, Flow::Livechat, report)
-        .on("user-connected", user_connected)
-        .on("user-message", user_message)
-        .on("user-typing", user_typing)
-        .on("admin-reply", admin_reply)
-        .on("admin-typing", admin_typing)
-        .on("admin-release", admin_release)
+        .on("user-connected", "A widget opens its session (created when new) and joins its room", user_connected)
+        .on("user-message", "A visitor's message: stored, acknowledged with `message-received`, sent to the admins; the AI answers unless an admin took over", user_message)
+        .on("user-typing", "The visitor is typing; passed to the admins", user_typing)
+        .on("admin-reply", "An admin's reply (admins only): stored, sent to the session; the AI stays silent from then on", admin_reply)
+        .on("admin-typing", "An admin is typing (admins only); passed to the session", admin_typing)
+        .on("admin-release", "An admin hands the session back to the AI (admins only)", admin_release)
+        .emits::<MessageView>("user-message", "To the admins: a visitor's stored message")
+        .emits::<Received>("message-received", "To the sender: its message is stored")
+        .emits::<MessageView>("ai-reply", "To the session and the admins: the AI's answer (or the hand-off notice)")
+        .emits::<MessageView>("admin-reply", "To the session and the admins: an admin's reply")
+        .emits::<AiThinking>("ai-thinking", "To the session: the AI started or stopped working on an answer")
+        .emits::<SessionRef>("handoff-requested", "To the admins: a visitor asked for a human")
+        .emits::<NoPayload>("chat-list-update", "To the admins: the session list changed; read it again")
+        .emits::<Typing>("user-typing", "To the admins: a visitor is typing")
+        .emits::<Typing>("admin-typing", "To the session: an admin is typing")
+        .emits::<SocketError>(ERROR_EVENT, "To the sender: its event was refused; nothing was stored")
         .on_handshake(|cx, _auth| admit_admin(cx));
 }
 
@@ -71,8 +82,7 @@ fn session_id(config: &Config, raw: &str) -> AppResult<SessionId> {
 }
 
 /// `{sessionId, message, timestamp?}` as a session and a text.
-fn chat_text(config: &Config, payload: Payload) -> AppResult<(SessionId, MessageText)> {
-    let payload: ChatText = parse_payload(payload)?;
+fn chat_text(config: &Config, payload: ChatText) -> AppResult<(SessionId, MessageText)> {
     Ok((
         session_id(config, &payload.session_id)?,
         MessageText::parse(&payload.message, config.livechat_max_message_chars)?,
@@ -80,15 +90,8 @@ fn chat_text(config: &Config, payload: Payload) -> AppResult<(SessionId, Message
 }
 
 /// `{sessionId, isTyping}`, checked.
-fn typing_of(config: &Config, payload: Payload) -> AppResult<(SessionId, Typing)> {
-    let payload: Typing = parse_payload(payload)?;
+fn typing_of(config: &Config, payload: Typing) -> AppResult<(SessionId, Typing)> {
     Ok((session_id(config, &payload.session_id)?, payload))
-}
-
-/// `{sessionId}`.
-fn session_of(config: &Config, payload: Payload) -> AppResult<SessionId> {
-    let payload: SessionRef = parse_payload(payload)?;
-    session_id(config, &payload.session_id)
 }
 
 /// Where the widget connects from, for sessions it creates: what it says, else
@@ -195,7 +198,7 @@ async fn require_admin(cx: &EventContext, event: &str) -> AppResult<()> {
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct UserConnected {
     session_id: String,
@@ -204,28 +207,34 @@ struct UserConnected {
 }
 
 /// `{sessionId, message, timestamp?}`; the server's clock stamps the message.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ChatText {
     session_id: String,
     message: String,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Typing {
     session_id: String,
     is_typing: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SessionRef {
     session_id: String,
 }
 
-async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
-    let payload: UserConnected = parse_payload(payload)?;
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AiThinking<'a> {
+    session_id: &'a str,
+    is_thinking: bool,
+}
+
+async fn user_connected(cx: EventContext, payload: UserConnected) -> AppResult<()> {
     let session = session_id(&cx.state.config, &payload.session_id)?;
     let visitor = visitor(&cx, payload.ip_address, payload.user_agent);
     service::ensure_session(&cx.state, &session, visitor).await?;
@@ -234,12 +243,12 @@ async fn user_connected(cx: EventContext, payload: Payload) -> AppResult<()> {
 }
 
 /// `message-received {id}`: the visitor's message is stored.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Received {
     id: i32,
 }
 
-async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
     let (session, text) = chat_text(&cx.state.config, payload)?;
     let state = &cx.state;
     let guard = service::lock(state, &session).await;
@@ -251,9 +260,10 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
     match follow_up {
         FollowUp::Handoff => {
             let outcome = service::hand_off(state, &session).await?;
-            admins(state)
-                .emit("handoff-requested", &json!({ "sessionId": session }))
-                .await;
+            let asked = SessionRef {
+                session_id: session.to_string(),
+            };
+            admins(state).emit("handoff-requested", &asked).await;
             if let Some(notice) = outcome.notice {
                 deliver_reply(state, "ai-reply", &notice).await;
             }
@@ -280,7 +290,10 @@ async fn deliver_reply(state: &AppState, event: &'static str, row: &MessageView)
 /// whatever happens; an answer that finds the session handed off is dropped.
 async fn reply_with_ai(state: AppState, session: SessionId) {
     let room = || state.hub.to([session_room(&session)]);
-    let thinking = |on: bool| json!({ "sessionId": session, "isThinking": on });
+    let thinking = |on: bool| AiThinking {
+        session_id: session.as_str(),
+        is_thinking: on,
+    };
     room().emit("ai-thinking", &thinking(true)).await;
     let outcome = async {
         let text = service::generate_reply(&state, &session).await?;
@@ -320,13 +333,13 @@ pub async fn retry_orphaned_replies(state: &AppState) {
     }
 }
 
-async fn user_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn user_typing(cx: EventContext, payload: Typing) -> AppResult<()> {
     let (_, typing) = typing_of(&cx.state.config, payload)?;
     admins(&cx.state).emit("user-typing", &typing).await;
     Ok(())
 }
 
-async fn admin_reply(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn admin_reply(cx: EventContext, payload: ChatText) -> AppResult<()> {
     require_admin(&cx, "admin-reply").await?;
     let (session, text) = chat_text(&cx.state.config, payload)?;
     let _guard = service::lock(&cx.state, &session).await;
@@ -335,7 +348,7 @@ async fn admin_reply(cx: EventContext, payload: Payload) -> AppResult<()> {
     Ok(())
 }
 
-async fn admin_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn admin_typing(cx: EventContext, payload: Typing) -> AppResult<()> {
     require_admin(&cx, "admin-typing").await?;
     let (session, typing) = typing_of(&cx.state.config, payload)?;
     cx.state
@@ -346,9 +359,9 @@ async fn admin_typing(cx: EventContext, payload: Payload) -> AppResult<()> {
     Ok(())
 }
 
-async fn admin_release(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn admin_release(cx: EventContext, payload: SessionRef) -> AppResult<()> {
     require_admin(&cx, "admin-release").await?;
-    let session = session_of(&cx.state.config, payload)?;
+    let session = session_id(&cx.state.config, &payload.session_id)?;
     service::release(&cx.state, &session).await?;
     admins(&cx.state).emit("chat-list-update", &()).await;
     Ok(())
@@ -357,9 +370,25 @@ async fn admin_release(cx: EventContext, payload: Payload) -> AppResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proptest_json::any_json;
+    use crate::{
+        proptest_json::any_json,
+        socket::{Payload, parse_payload},
+    };
     use proptest::prelude::*;
     use serde_json::Value;
+
+    fn chat_text_of(config: &Config, payload: Payload) -> AppResult<(SessionId, MessageText)> {
+        chat_text(config, parse_payload(payload)?)
+    }
+
+    fn typing_from(config: &Config, payload: Payload) -> AppResult<(SessionId, Typing)> {
+        typing_of(config, parse_payload(payload)?)
+    }
+
+    fn session_of(config: &Config, payload: Payload) -> AppResult<SessionId> {
+        let payload: SessionRef = parse_payload(payload)?;
+        session_id(config, &payload.session_id)
+    }
 
     const CODES: [&str; 4] = [
         "INVALID_PAYLOAD",
@@ -383,8 +412,8 @@ mod tests {
         #[test]
         fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
             let config = config();
-            clear(chat_text(&config, Ok(value.clone())))?;
-            clear(typing_of(&config, Ok(value.clone())))?;
+            clear(chat_text_of(&config, Ok(value.clone())))?;
+            clear(typing_from(&config, Ok(value.clone())))?;
             clear(session_of(&config, Ok(value.clone())))?;
             clear(parse_payload::<UserConnected>(Ok(value.clone()))
                 .and_then(|p| session_id(&config, &p.session_id)))?;
@@ -396,8 +425,8 @@ mod tests {
         ) {
             let config = config();
             let value = serde_json::json!({ "sessionId": session, "message": message, "isTyping": is_typing });
-            clear(chat_text(&config, Ok(value.clone())))?;
-            clear(typing_of(&config, Ok(value)))?;
+            clear(chat_text_of(&config, Ok(value.clone())))?;
+            clear(typing_from(&config, Ok(value)))?;
         }
     }
 
@@ -407,7 +436,7 @@ mod tests {
         let unreadable: Payload =
             serde_json::from_str::<Value>("{").map_err(socketioxide::ParserError::new);
         assert_eq!(
-            chat_text(&config, unreadable).unwrap_err().code(),
+            chat_text_of(&config, unreadable).unwrap_err().code(),
             "INVALID_PAYLOAD"
         );
     }

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use super::{
     schema,
@@ -17,7 +18,7 @@ use crate::{
     ai::StreamItem,
     config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{ClientSocket, EventContext, EventTable, Payload, SocketContext, parse_payload},
+    socket::{ClientSocket, EventContext, EventTable, NoPayload, SocketContext},
     state::AppState,
 };
 
@@ -26,9 +27,58 @@ use crate::{
 fn report(socket: &ClientSocket, event: &'static str, err: AppError) {
     let message = err.to_socket_error().message;
     match error_event(event) {
-        Some(error_event) => socket.emit(error_event, &json!({ "error": message })),
-        None => socket.emit("error", &json!({ "message": message })),
+        Some(error_event) => socket.emit(error_event, &Failed { error: message }),
+        None => socket.emit("error", &Refused { message }),
     }
+}
+
+/// `<event>_error`.
+#[derive(Serialize, ToSchema)]
+struct Failed {
+    error: String,
+}
+
+/// `error`, for `check_resume_fields`.
+#[derive(Serialize, ToSchema)]
+struct Refused {
+    message: String,
+}
+
+/// `{resumeData}`: the resume as the server keeps it (`null` before one exists).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ResumeData {
+    #[schema(value_type = Option<Object>)]
+    resume_data: Option<Value>,
+}
+
+impl ResumeData {
+    fn of(resume: &Value) -> Self {
+        Self {
+            resume_data: Some(resume.clone()),
+        }
+    }
+}
+
+/// `{content}`: model text, or a question.
+#[derive(Serialize, ToSchema)]
+struct Content<'a> {
+    content: &'a str,
+}
+
+/// `missing_fields`: a question per empty field.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MissingFields {
+    #[schema(value_type = std::collections::HashMap<String, String>)]
+    missing_fields: Map<String, Value>,
+}
+
+/// `resume_session`: the id to hand back as `auth.resumeId` after a reconnect.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SessionOpened<'a> {
+    resume_id: &'a str,
 }
 
 /// `<event>_error`, spelled out so that every emitted event name is static
@@ -49,15 +99,34 @@ fn error_event(event: &str) -> Option<&'static str> {
 pub fn register(table: &mut EventTable, config: &Config) {
     table
         .flow(config, Flow::Resume, report)
-        .on("upload_resume", upload_resume)
-        .on("user_message", user_message)
-        .on("check_resume_fields", check_resume_fields)
-        .on("preview_resume", preview_resume)
-        .on("update_field", update_field)
-        .on("get_updated_resume", get_updated_resume)
-        .on("download_resume", download_resume)
+        .on("upload_resume", "Parse a pasted resume with the AI; answers `upload_resume_done`", upload_resume)
+        .on("user_message", "Chat about the resume; the answer streams as `user_message_response_typing`, then `user_message_response_done`", user_message)
+        .on("check_resume_fields", "Store a resume; answers `resume_complete` or `missing_fields`", check_resume_fields)
+        .on("preview_resume", "Ask for each missing field in turn (`user_message_response_done` with the question, answered by `user_response`), then `preview_resume_done`", preview_resume)
+        .on("update_field", "Set one field; answers `field_updated`", update_field)
+        .on("get_updated_resume", "Answers `updated_resume`", get_updated_resume)
+        .on("download_resume", "Answers `download_resume_data`", download_resume)
         // Not queued: a running `preview_resume` waits for it.
-        .on_immediate("user_response", user_response)
+        .on_immediate("user_response", "The answer to the question `preview_resume` asked: the value, or `{value}`, `{response}` or `{message}`", user_response)
+        .emits::<SessionOpened>("resume_session", "To a client that used the flow or named `auth.resumeId`: its session id")
+        .emits::<ResumeData>("upload_resume_done", "The parsed resume")
+        .emits::<Content>("user_message_response_typing", "A piece of the streaming answer")
+        .emits::<Content>("user_message_response_done", "The whole answer, or `preview_resume`'s next question")
+        .emits::<Failed>("user_message_response_error", "The model failed")
+        .emits::<ResumeData>("resume_complete", "No field is missing")
+        .emits::<MissingFields>("missing_fields", "Questions for the empty fields")
+        .emits::<ResumeData>("preview_resume_done", "The completed resume")
+        .emits::<FieldUpdate>("field_updated", "The field that was set")
+        .emits::<ResumeData>("updated_resume", "The resume as kept")
+        .emits::<ResumeData>("download_resume_data", "The resume to download")
+        .emits::<Failed>("upload_resume_error", "`upload_resume` was refused")
+        .emits::<Failed>("user_message_error", "`user_message` was refused")
+        .emits::<Failed>("preview_resume_error", "`preview_resume` was refused")
+        .emits::<Failed>("update_field_error", "`update_field` was refused")
+        .emits::<Failed>("get_updated_resume_error", "`get_updated_resume` was refused")
+        .emits::<Failed>("download_resume_error", "`download_resume` was refused")
+        .emits::<Failed>("user_response_error", "`user_response` was refused")
+        .emits::<Refused>("error", "`check_resume_fields` was refused")
         .on_handshake(remember_requested_id)
         .on_connect(restore_requested)
         .on_disconnect(start_expiry);
@@ -120,11 +189,21 @@ async fn open_session(socket: &ClientSocket, state: &AppState) -> AppResult<Resu
         }
     };
     socket.extensions().insert(session.clone());
-    socket.emit("resume_session", &json!({ "resumeId": session.id }));
+    socket.emit(
+        "resume_session",
+        &SessionOpened {
+            resume_id: &session.id,
+        },
+    );
     Ok(session)
 }
 
-async fn user_response(cx: EventContext, payload: Payload) -> AppResult<()> {
+/// The answer itself (a text or a number), or `{value}`, `{response}` or `{message}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+struct UserResponse(Value);
+
+async fn user_response(cx: EventContext, UserResponse(payload): UserResponse) -> AppResult<()> {
     let answer = answer_text(payload)?;
     match cx.socket.extensions().get::<ResumeSession>() {
         Some(session) => {
@@ -138,8 +217,7 @@ async fn user_response(cx: EventContext, payload: Payload) -> AppResult<()> {
 }
 
 /// A `user_response` is the value itself, or `{value}` / `{response}` / `{message}`.
-fn answer_text(payload: Payload) -> AppResult<String> {
-    let value: Value = parse_payload(payload)?;
+fn answer_text(value: Value) -> AppResult<String> {
     let answer = match &value {
         Value::Object(fields) => ["value", "response", "message"]
             .iter()
@@ -157,25 +235,24 @@ fn answer_text(payload: Payload) -> AppResult<String> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Upload {
     raw_resume_text: String,
 }
 
-async fn upload_resume(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn upload_resume(cx: EventContext, payload: Upload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
-    let payload: Upload = parse_payload(payload)?;
     let resume = service::parse_resume(&cx.state, &payload.raw_resume_text).await?;
     let mut state = session.lock().await;
     state.resume = Some(resume.clone());
     service::save(&cx.state, &session.id, &state).await?;
     cx.socket
-        .emit("upload_resume_done", &json!({ "resumeData": resume }));
+        .emit("upload_resume_done", &ResumeData::of(&resume));
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UserMessage {
     message: String,
 }
@@ -183,9 +260,8 @@ struct UserMessage {
 /// Streams the model's answer as `user_message_response_typing {content: delta}`
 /// and ends with `user_message_response_done {content}`. Payload errors go to
 /// `user_message_error`, the model's to `user_message_response_error`.
-async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn user_message(cx: EventContext, payload: UserMessage) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
-    let payload: UserMessage = parse_payload(payload)?;
     let message = payload.message.trim();
     if message.is_empty() {
         return Err(AppError::invalid("message is required"));
@@ -201,7 +277,7 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
         while let Some(item) = stream.next().await {
             if let StreamItem::Delta(delta) = item? {
                 cx.socket
-                    .emit("user_message_response_typing", &json!({ "content": delta }));
+                    .emit("user_message_response_typing", &Content { content: &delta });
                 answer.push_str(&delta);
             }
         }
@@ -213,7 +289,9 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
         Err(err) => {
             cx.socket.emit(
                 "user_message_response_error",
-                &json!({ "error": err.to_socket_error().message }),
+                &Failed {
+                    error: err.to_socket_error().message,
+                },
             );
             return Ok(());
         }
@@ -221,19 +299,19 @@ async fn user_message(cx: EventContext, payload: Payload) -> AppResult<()> {
     service::record_turn(&mut state, message, &answer);
     service::save(&cx.state, &session.id, &state).await?;
     cx.socket
-        .emit("user_message_response_done", &json!({ "content": answer }));
+        .emit("user_message_response_done", &Content { content: &answer });
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ResumePayload {
+    #[schema(value_type = Object)]
     resume_data: Value,
 }
 
-async fn check_resume_fields(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
-    let payload: ResumePayload = parse_payload(payload)?;
     let resume = schema::normalize(&payload.resume_data)
         .ok_or_else(|| AppError::invalid("resumeData must be an object"))?;
     let missing = schema::missing_fields(&resume);
@@ -241,10 +319,9 @@ async fn check_resume_fields(cx: EventContext, payload: Payload) -> AppResult<()
     state.resume = Some(resume.clone());
     service::save(&cx.state, &session.id, &state).await?;
     if missing.is_empty() {
-        cx.socket
-            .emit("resume_complete", &json!({ "resumeData": resume }));
+        cx.socket.emit("resume_complete", &ResumeData::of(&resume));
     } else {
-        let questions: serde_json::Map<String, Value> = missing
+        let questions: Map<String, Value> = missing
             .iter()
             .map(|field| {
                 (
@@ -253,15 +330,19 @@ async fn check_resume_fields(cx: EventContext, payload: Payload) -> AppResult<()
                 )
             })
             .collect();
-        cx.socket
-            .emit("missing_fields", &json!({ "missingFields": questions }));
+        cx.socket.emit(
+            "missing_fields",
+            &MissingFields {
+                missing_fields: questions,
+            },
+        );
     }
     Ok(())
 }
 
 /// Asks for each missing field in turn, waiting for the `user_response` to
 /// each, then sends the completed resume.
-async fn preview_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+async fn preview_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
     let wait = Duration::from_secs(cx.state.config.resume_answer_timeout_secs);
     let mut state = session.lock().await;
@@ -269,7 +350,9 @@ async fn preview_resume(cx: EventContext, _: Payload) -> AppResult<()> {
     for (asked, field) in schema::missing_fields(&resume).into_iter().enumerate() {
         cx.socket.emit(
             "user_message_response_done",
-            &json!({ "content": schema::question_for(field) }),
+            &Content {
+                content: &schema::question_for(field),
+            },
         );
         let Some(answer) = session.next_answer(wait, asked == 0).await else {
             return Err(AppError::invalid(format!(
@@ -284,19 +367,18 @@ async fn preview_resume(cx: EventContext, _: Payload) -> AppResult<()> {
         service::save(&cx.state, &session.id, &state).await?;
     }
     cx.socket
-        .emit("preview_resume_done", &json!({ "resumeData": resume }));
+        .emit("preview_resume_done", &ResumeData::of(&resume));
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, ToSchema)]
 struct FieldUpdate {
     field: String,
     value: Value,
 }
 
-async fn update_field(cx: EventContext, payload: Payload) -> AppResult<()> {
+async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
-    let payload: FieldUpdate = parse_payload(payload)?;
     if !schema::is_known_field(&payload.field) {
         return Err(AppError::invalid(format!(
             "'{}' is not a resume field",
@@ -308,34 +390,33 @@ async fn update_field(cx: EventContext, payload: Payload) -> AppResult<()> {
         .ok_or_else(|| AppError::invalid("the value does not fit the resume"))?;
     state.resume = Some(resume);
     service::save(&cx.state, &session.id, &state).await?;
-    cx.socket.emit(
-        "field_updated",
-        &json!({ "field": payload.field, "value": payload.value }),
-    );
+    cx.socket.emit("field_updated", &payload);
     Ok(())
 }
 
-async fn get_updated_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+async fn get_updated_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
     let state = session.lock().await;
-    cx.socket
-        .emit("updated_resume", &json!({ "resumeData": state.resume }));
+    let kept = ResumeData {
+        resume_data: state.resume.clone(),
+    };
+    cx.socket.emit("updated_resume", &kept);
     Ok(())
 }
 
-async fn download_resume(cx: EventContext, _: Payload) -> AppResult<()> {
+async fn download_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
     let state = session.lock().await;
     let resume = state.resume.clone().unwrap_or_else(schema::skeleton);
     cx.socket
-        .emit("download_resume_data", &json!({ "resumeData": resume }));
+        .emit("download_resume_data", &ResumeData::of(&resume));
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proptest_json::any_json;
+    use crate::{proptest_json::any_json, socket::parse_payload};
     use proptest::prelude::*;
 
     #[test]
@@ -363,7 +444,7 @@ mod tests {
     proptest! {
         #[test]
         fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
-            clear(answer_text(Ok(value.clone())))?;
+            clear(answer_text(value.clone()))?;
             clear(parse_payload::<Upload>(Ok(value.clone())))?;
             clear(parse_payload::<UserMessage>(Ok(value.clone())))?;
             clear(parse_payload::<ResumePayload>(Ok(value.clone())))?;

@@ -4,7 +4,11 @@
 //!
 //! A flow registers its events with [`EventTable::flow`], naming the
 //! [`Reporter`] that turns a failure into that flow's error event; handlers are
-//! `async fn(EventContext, Payload) -> AppResult<()>` (parse → service → emit).
+//! `async fn(EventContext, P) -> AppResult<()>` (service → emit), where `P` is
+//! the payload type the table parses for them. The table also keeps the
+//! catalogue of events each way with their payload types' JSON Schemas, from
+//! which `/api/asyncapi.json` is written: the type that parses an event is the
+//! type the document describes.
 //!
 //! One fallback handler per socket dispatches through the shared table, so a
 //! socket costs one boxed closure whatever the number of events, and an idle
@@ -28,6 +32,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide::ParserError;
 use tracing::Instrument;
+use utoipa::{
+    ToSchema,
+    openapi::{RefOr, schema::Schema},
+};
 
 use super::{Ack, ClientSocket};
 use crate::{
@@ -43,6 +51,71 @@ pub type Payload = Result<Value, ParserError>;
 
 /// Sends a failure of `event` to the client, in the event's flow's error event.
 pub type Reporter = fn(&ClientSocket, &'static str, AppError);
+
+/// Named JSON Schemas a payload's schema refers to.
+pub type Schemas = Vec<(String, RefOr<Schema>)>;
+
+/// A payload type's JSON Schema for the event catalogue.
+pub trait PayloadSchema {
+    /// A reference to the payload's schema, after adding it and the schemas
+    /// it refers to to `schemas`; `None` for an event without a payload.
+    fn describe(schemas: &mut Schemas) -> Option<RefOr<Schema>>;
+}
+
+impl<T: ToSchema> PayloadSchema for T {
+    fn describe(schemas: &mut Schemas) -> Option<RefOr<Schema>> {
+        T::schemas(schemas);
+        let name = T::name().into_owned();
+        schemas.push((name.clone(), T::schema()));
+        Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name)))
+    }
+}
+
+/// What an event's handler takes: the payload parsed.
+pub trait EventPayload: PayloadSchema + Sized + Send + 'static {
+    fn parse(payload: Payload) -> AppResult<Self>;
+}
+
+impl<T: DeserializeOwned + ToSchema + Send + 'static> EventPayload for T {
+    fn parse(payload: Payload) -> AppResult<Self> {
+        parse_payload(payload)
+    }
+}
+
+/// The payload of an event that needs none: whatever comes is ignored.
+pub struct NoPayload;
+
+impl PayloadSchema for NoPayload {
+    fn describe(_: &mut Schemas) -> Option<RefOr<Schema>> {
+        None
+    }
+}
+
+impl EventPayload for NoPayload {
+    fn parse(_: Payload) -> AppResult<Self> {
+        Ok(Self)
+    }
+}
+
+/// Which way an event goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The client emits it; the server handles it.
+    FromClient,
+    /// The server emits it.
+    ToClient,
+}
+
+/// One event of the catalogue.
+pub struct EventDoc {
+    pub event: &'static str,
+    /// The flow's name (`core` for the server's own events).
+    pub flow: &'static str,
+    pub direction: Direction,
+    pub payload: fn(&mut Schemas) -> Option<RefOr<Schema>>,
+    /// What the server does with it, or when it sends it.
+    pub summary: &'static str,
+}
 
 type Handler =
     Box<dyn Fn(EventContext, Payload) -> BoxFuture<'static, AppResult<()>> + Send + Sync>;
@@ -101,6 +174,7 @@ pub struct EventTable {
     on_handshake: Vec<HandshakeHook>,
     on_connect: Vec<Hook>,
     on_disconnect: Vec<Hook>,
+    catalogue: Vec<EventDoc>,
 }
 
 impl EventTable {
@@ -136,6 +210,11 @@ impl EventTable {
     /// The names of every registered event.
     pub fn event_names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.events.keys().copied()
+    }
+
+    /// Every event each way, in registration order, with its payload's type.
+    pub fn catalogue(&self) -> &[EventDoc] {
+        &self.catalogue
     }
 
     pub(super) fn handshake(&self, cx: &SocketContext, auth: Option<&Value>) {
@@ -200,34 +279,85 @@ pub struct FlowEvents<'a> {
 
 impl FlowEvents<'_> {
     /// Registers `handler` for `event`, run after the socket's earlier events.
-    pub fn on<H, F>(&mut self, event: &'static str, handler: H) -> &mut Self
+    /// The payload is parsed as `P` first; one that does not parse answers
+    /// `INVALID_PAYLOAD` in the flow's error event.
+    pub fn on<P, H, F>(
+        &mut self,
+        event: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> &mut Self
     where
-        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        P: EventPayload,
+        H: Fn(EventContext, P) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = AppResult<()>> + Send + 'static,
     {
-        self.register(event, Order::Queued, handler)
+        self.register(event, summary, Order::Queued, handler)
     }
 
     /// Registers `handler` for `event`, run at once even while earlier events
     /// are still running (an answer a running event waits for).
-    pub fn on_immediate<H, F>(&mut self, event: &'static str, handler: H) -> &mut Self
+    pub fn on_immediate<P, H, F>(
+        &mut self,
+        event: &'static str,
+        summary: &'static str,
+        handler: H,
+    ) -> &mut Self
     where
-        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        P: EventPayload,
+        H: Fn(EventContext, P) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = AppResult<()>> + Send + 'static,
     {
-        self.register(event, Order::Immediate, handler)
+        self.register(event, summary, Order::Immediate, handler)
     }
 
-    fn register<H, F>(&mut self, event: &'static str, order: Order, handler: H) -> &mut Self
+    /// Records that the flow sends `event` with a `P` payload, for the catalogue.
+    pub fn emits<P: PayloadSchema>(
+        &mut self,
+        event: &'static str,
+        summary: &'static str,
+    ) -> &mut Self {
+        self.document::<P>(event, summary, Direction::ToClient);
+        self
+    }
+
+    fn document<P: PayloadSchema>(
+        &mut self,
+        event: &'static str,
+        summary: &'static str,
+        direction: Direction,
+    ) {
+        self.table.catalogue.push(EventDoc {
+            event,
+            flow: self.flow.map_or("core", Flow::as_str),
+            direction,
+            payload: P::describe,
+            summary,
+        });
+    }
+
+    fn register<P, H, F>(
+        &mut self,
+        event: &'static str,
+        summary: &'static str,
+        order: Order,
+        handler: H,
+    ) -> &mut Self
     where
-        H: Fn(EventContext, Payload) -> F + Send + Sync + 'static,
+        P: EventPayload,
+        H: Fn(EventContext, P) -> F + Clone + Send + Sync + 'static,
         F: Future<Output = AppResult<()>> + Send + 'static,
     {
+        self.document::<P>(event, summary, Direction::FromClient);
         let handler: Handler = match (self.enabled, self.flow) {
             (false, Some(flow)) => Box::new(move |_, _| {
                 Box::pin(std::future::ready(Err(AppError::flow_disabled(flow))))
             }),
-            _ => Box::new(move |cx, payload| Box::pin(handler(cx, payload))),
+            // Handlers are fn items or closures without state: cloning is free.
+            _ => Box::new(move |cx, payload| {
+                let handler = handler.clone();
+                Box::pin(async move { handler(cx, P::parse(payload)?).await })
+            }),
         };
         let previous = self.table.events.insert(
             event,

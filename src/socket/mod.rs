@@ -35,8 +35,8 @@ use socketioxide_redis::CustomRedisAdapter;
 
 pub use client::{Ack, ClientSocket};
 pub use events::{
-    EventContext, EventTable, FlowEvents, Payload, Reporter, SocketContext, SocketSession,
-    parse_payload,
+    Direction, EventContext, EventDoc, EventPayload, EventTable, FlowEvents, NoPayload, Payload,
+    PayloadSchema, Reporter, Schemas, SocketContext, SocketSession, parse_payload,
 };
 pub use hub::{Broadcast, Hub, Io};
 pub use rooms::{Room, RoomKind};
