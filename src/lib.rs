@@ -18,6 +18,7 @@
 //! - [`coach`]: the AI coach app's API (quotas, sessions, feedback, analytics).
 //! - [`chatkit`]: OpenAI ChatKit session issuing.
 //! - [`frontend`]: serving a frontend build.
+//! - [`pages`]: the built-in console, widget, demo and playground pages.
 //! - [`assistant`]: the streaming assistant-chat flow.
 //! - [`livechat`]: the live-chat flow (widget, admin console, AI, hand-off).
 //! - [`resume`]: the resume-builder flow.
@@ -41,6 +42,7 @@ pub mod http;
 pub mod livechat;
 pub mod net;
 pub mod openapi;
+pub mod pages;
 #[cfg(test)]
 mod proptest_json;
 pub mod resume;

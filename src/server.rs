@@ -41,7 +41,7 @@ use crate::{
     frontend, health,
     http::{self, ClientIp},
     livechat::{self, Livechat},
-    net, openapi, resume,
+    net, openapi, pages, resume,
     socket::{self, EventTable, Hub, Io, PostgresAdapter, RedisAdapter},
     state::{AppState, FlowStates, Shared},
     store,
@@ -429,8 +429,10 @@ fn routes(state: &AppState) -> Router {
         .merge(coach::router())
         .merge(chatkit::router())
         .split_for_parts();
+    let frontend = frontend::directory(&state.config);
     let api = api
         .merge(openapi::router(openapi::with_error_answers(doc)))
+        .merge(pages::router(frontend.is_none()))
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -442,7 +444,7 @@ fn routes(state: &AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))
         .with_state(state.clone());
-    match frontend::directory(&state.config) {
+    match frontend {
         Some(dir) => {
             tracing::info!(dir = %dir.display(), "serving a frontend");
             api.fallback_service(

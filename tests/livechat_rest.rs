@@ -54,6 +54,11 @@ async fn admin_routes_need_an_admin_token() {
             "/api/chats/session-auth/release",
             None,
         ),
+        (
+            reqwest::Method::POST,
+            "/api/chats/session-auth/takeover",
+            None,
+        ),
         (reqwest::Method::PATCH, "/api/messages/1", None),
         (reqwest::Method::GET, "/api/ai/config", None),
         (
@@ -214,9 +219,15 @@ async fn chat_list_is_newest_first_with_only_the_newest_message() {
             "lastActive",
             "messages",
             "sessionId",
+            "unreadCount",
             "userAgent"
         ]
     );
+    let unread: Vec<i64> = sessions
+        .iter()
+        .map(|s| s["unreadCount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(unread, [0, 3, 2]);
     assert_eq!(sessions[0]["messages"], json!([]));
     assert_eq!(sessions[1]["messages"].as_array().unwrap().len(), 1);
     assert_eq!(sessions[1]["messages"][0]["message"], "new 3");
@@ -230,6 +241,20 @@ async fn chat_list_is_newest_first_with_only_the_newest_message() {
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["messages"].as_array().unwrap().len(), 3);
+    assert!(
+        one.get("unreadCount").is_none(),
+        "only the list counts: {one}"
+    );
+    let first = one["messages"][0]["id"].as_i64().unwrap();
+    let (status, _) = send(
+        app.http
+            .patch(app.url(&format!("/api/messages/{first}")))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = send(app.http.get(app.url("/api/chats")).bearer_auth(&token)).await;
+    assert_eq!(listed[1]["unreadCount"], 2);
     let (status, missing) =
         send(app.http.get(app.url("/api/chats/nope")).bearer_auth(&token)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -309,6 +334,28 @@ async fn marking_read_and_releasing() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Taken over without a reply: handed off, and no AI answer follows.
+    let (status, session) = send(
+        app.http
+            .post(app.url("/api/chats/session-read/takeover"))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(session["handedOffToAdmin"], true);
+    let (_, follow_up) = service::record_user_message(
+        &app.state,
+        &sid("session-read"),
+        MessageText::parse("anyone?", 100).unwrap(),
+        Visitor::default,
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(follow_up, service::FollowUp::None),
+        "{follow_up:?}"
+    );
 }
 
 #[tokio::test]

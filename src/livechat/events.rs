@@ -49,12 +49,13 @@ pub fn register(table: &mut EventTable, config: &Config) {
         .on("user-typing", "The visitor is typing; passed to the admins", user_typing)
         .on("admin-reply", "An admin's reply (admins only): stored, sent to the session; the AI stays silent from then on", admin_reply)
         .on("admin-typing", "An admin is typing (admins only); passed to the session", admin_typing)
+        .on("admin-takeover", "An admin takes the session over before replying (admins only): the AI stays silent", admin_takeover)
         .on("admin-release", "An admin hands the session back to the AI (admins only)", admin_release)
         .emits::<MessageView>("user-message", "To the admins: a visitor's stored message")
         .emits::<Received>("message-received", "To the sender: its message is stored")
         .emits::<MessageView>("ai-reply", "To the session and the admins: the AI's answer (or the hand-off notice)")
         .emits::<MessageView>("admin-reply", "To the session and the admins: an admin's reply")
-        .emits::<AiThinking>("ai-thinking", "To the session: the AI started or stopped working on an answer")
+        .emits::<AiThinking>("ai-thinking", "To the session and the admins: the AI started or stopped working on an answer")
         .emits::<SessionRef>("handoff-requested", "To the admins: a visitor asked for a human")
         .emits::<NoPayload>("chat-list-update", "To the admins: the session list changed; read it again")
         .emits::<Typing>("user-typing", "To the admins: a visitor is typing")
@@ -289,12 +290,21 @@ async fn deliver_reply(state: &AppState, event: &'static str, row: &MessageView)
 /// Generates and delivers the AI's answer. `ai-thinking` is switched off
 /// whatever happens; an answer that finds the session handed off is dropped.
 async fn reply_with_ai(state: AppState, session: SessionId) {
+    // Consoles show the AI working too; in legacy mode "admins" are every
+    // socket, and widgets there do not check whose session a notice is for.
+    let thinking_to = || {
+        if state.config.livechat_legacy_broadcast {
+            state.hub.to([session_room(&session)])
+        } else {
+            session_and_admins(&state, &session)
+        }
+    };
     let room = || state.hub.to([session_room(&session)]);
     let thinking = |on: bool| AiThinking {
         session_id: session.as_str(),
         is_thinking: on,
     };
-    room().emit("ai-thinking", &thinking(true)).await;
+    thinking_to().emit("ai-thinking", &thinking(true)).await;
     let outcome = async {
         let text = service::generate_reply(&state, &session).await?;
         let _guard = service::lock(&state, &session).await;
@@ -311,7 +321,7 @@ async fn reply_with_ai(state: AppState, session: SessionId) {
         }
         room().emit(ERROR_EVENT, &err.to_socket_error()).await;
     }
-    room().emit("ai-thinking", &thinking(false)).await;
+    thinking_to().emit("ai-thinking", &thinking(false)).await;
 }
 
 /// Answers again the sessions whose AI answer a stopped or dead node left
@@ -359,10 +369,23 @@ async fn admin_typing(cx: EventContext, payload: Typing) -> AppResult<()> {
     Ok(())
 }
 
+async fn admin_takeover(cx: EventContext, payload: SessionRef) -> AppResult<()> {
+    set_handed_off(cx, "admin-takeover", payload, true).await
+}
+
 async fn admin_release(cx: EventContext, payload: SessionRef) -> AppResult<()> {
-    require_admin(&cx, "admin-release").await?;
+    set_handed_off(cx, "admin-release", payload, false).await
+}
+
+async fn set_handed_off(
+    cx: EventContext,
+    event: &str,
+    payload: SessionRef,
+    handed_off: bool,
+) -> AppResult<()> {
+    require_admin(&cx, event).await?;
     let session = session_id(&cx.state.config, &payload.session_id)?;
-    service::release(&cx.state, &session).await?;
+    service::set_handed_off(&cx.state, &session, handed_off).await?;
     admins(&cx.state).emit("chat-list-update", &()).await;
     Ok(())
 }

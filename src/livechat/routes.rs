@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_chats, create_chat))
         .routes(routes!(get_chat))
         .routes(routes!(release_chat))
+        .routes(routes!(take_over_chat))
         // GET takes a session id, PATCH a message id: one path, one parameter name.
         .routes(routes!(list_messages, mark_read))
         .routes(routes!(get_config, put_config))
@@ -99,10 +100,31 @@ async fn release_chat(
     admin: AdminUser,
     Path(session_id): Path<String>,
 ) -> AppResult<Json<SessionView>> {
-    let session = SessionId::parse(&session_id, 1)?;
-    service::release(&state, &session).await?;
-    announce_list_change(&state).await;
-    tracing::info!(%session, admin = admin.0.email, "session handed back to the AI");
+    set_handed_off(&state, &admin, &session_id, false).await
+}
+
+/// An admin takes the session before replying: the AI stays silent.
+#[utoipa::path(post, path = "/api/chats/{session_id}/takeover", tag = TAG, security(("bearer" = [])),
+    params(("session_id" = String, Path)),
+    responses((status = 200, body = SessionView)))]
+async fn take_over_chat(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(session_id): Path<String>,
+) -> AppResult<Json<SessionView>> {
+    set_handed_off(&state, &admin, &session_id, true).await
+}
+
+async fn set_handed_off(
+    state: &AppState,
+    admin: &AdminUser,
+    raw_id: &str,
+    handed_off: bool,
+) -> AppResult<Json<SessionView>> {
+    let session = SessionId::parse(raw_id, 1)?;
+    service::set_handed_off(state, &session, handed_off).await?;
+    announce_list_change(state).await;
+    tracing::info!(%session, admin = admin.0.email, handed_off, "hand-off changed by an admin");
     service::session_with_messages(&state.db, &session)
         .await
         .map(Json)

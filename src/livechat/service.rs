@@ -106,6 +106,9 @@ pub struct SessionView {
     pub last_active: DateTime<Utc>,
     pub handed_off_to_admin: bool,
     pub messages: Vec<MessageView>,
+    /// The visitor's messages no admin has marked read (in the session list only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
 }
 
 impl SessionView {
@@ -119,6 +122,7 @@ impl SessionView {
             last_active: session.last_active,
             handed_off_to_admin: session.handed_off_to_admin,
             messages,
+            unread_count: None,
         }
     }
 }
@@ -234,9 +238,17 @@ pub async fn ai_reply_failed(state: &AppState, session: &SessionId) -> AppResult
     flow(state).writer.clear_ai_pending(session).await
 }
 
-/// Hands the session back to the AI.
-pub async fn release(state: &AppState, session: &SessionId) -> AppResult<()> {
-    flow(state).writer.set_handed_off(session, false).await?;
+/// An admin takes the session (`true`: the AI stays silent from now, even
+/// before a reply) or hands it back to the AI (`false`).
+pub async fn set_handed_off(
+    state: &AppState,
+    session: &SessionId,
+    handed_off: bool,
+) -> AppResult<()> {
+    flow(state)
+        .writer
+        .set_handed_off(session, handed_off)
+        .await?;
     session_changed(state, session);
     Ok(())
 }
@@ -540,17 +552,34 @@ pub async fn list_sessions(db: &DatabaseConnection) -> AppResult<Vec<SessionView
             db,
             chat_message::Column::SessionId,
             chat_message::Column::Id,
-            Condition::all().add(chat_message::Column::SessionId.is_in(ids)),
+            Condition::all().add(chat_message::Column::SessionId.is_in(ids.clone())),
         )
         .await?
         .into_iter()
         .map(|row| (row.session_id.clone(), MessageView::from(row)))
         .collect();
+    let unread: std::collections::HashMap<String, i64> = chat_message::Entity::find()
+        .select_only()
+        .column(chat_message::Column::SessionId)
+        .column_as(chat_message::Column::Id.count(), "unread")
+        .filter(chat_message::Column::SessionId.is_in(ids))
+        .filter(chat_message::Column::IsRead.eq(false))
+        .filter(chat_message::Column::SenderType.eq("user"))
+        .group_by(chat_message::Column::SessionId)
+        .into_tuple::<(String, i64)>()
+        .all(db)
+        .await?
+        .into_iter()
+        .collect();
     Ok(sessions
         .into_iter()
         .map(|session| {
             let messages = newest.remove(&session.session_id).into_iter().collect();
-            SessionView::new(session, messages)
+            let unread_count = unread.get(&session.session_id).copied().unwrap_or(0);
+            SessionView {
+                unread_count: Some(unread_count),
+                ..SessionView::new(session, messages)
+            }
         })
         .collect())
 }

@@ -485,7 +485,10 @@ pub fn js_dir() -> std::path::PathBuf {
         node.is_ok_and(|out| out.status.success()),
         "Node.js is required for the socket.io-client tests (node >= 20 on PATH)"
     );
-    if !dir.join("node_modules/socket.io-client").exists() {
+    // Installed when missing, or older than the lockfile (a dependency was added).
+    let modified = |path: &std::path::Path| path.metadata().and_then(|m| m.modified()).ok();
+    let installed = modified(&dir.join("node_modules/.package-lock.json"));
+    if installed.is_none() || installed < modified(&dir.join("package-lock.json")) {
         let status = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)

@@ -81,8 +81,9 @@ test('a visitor cannot send admin events', async () => {
     attacker.emit('admin-reply', { sessionId, message: 'I am the admin now' });
     attacker.emit('admin-typing', { sessionId, isTyping: true });
     attacker.emit('admin-release', { sessionId });
-    await waitFor(() => errors.length === 3, 3_000, 'three refusals');
-    assert.deepEqual(errors.map((e) => e.code), ['FORBIDDEN', 'FORBIDDEN', 'FORBIDDEN']);
+    attacker.emit('admin-takeover', { sessionId });
+    await waitFor(() => errors.length === 4, 3_000, 'four refusals');
+    assert.deepEqual(errors.map((e) => e.code), ['FORBIDDEN', 'FORBIDDEN', 'FORBIDDEN', 'FORBIDDEN']);
     assert.equal(replies.length, 0);
   } finally {
     widget.close();

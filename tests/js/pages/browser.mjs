@@ -1,0 +1,92 @@
+// Helpers of the browser tests: Debian's Chromium driven by playwright-core
+// (no browser is downloaded), a TCP proxy that can cut a page's connections
+// the way a network drop does, and screenshots of failures.
+import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const SERVER_URL = process.env.SWITCHBOARD_URL;
+export const ADMIN_EMAIL = process.env.ADMIN_EMAIL;
+export const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD;
+export const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || path.resolve('../../target/screenshots');
+
+export function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/**
+ * A TCP proxy to the server. `cut()` closes every connection through it and
+ * refuses new ones until `restore()`: with `context.setOffline(true)` (which
+ * fails new requests but leaves open WebSockets alone) it is a network drop.
+ */
+export async function startProxy(target = SERVER_URL) {
+  const { hostname, port } = new URL(target);
+  const sockets = new Set();
+  let open = true;
+  const server = net.createServer((client) => {
+    if (!open) return client.destroy();
+    const upstream = net.connect(Number(port), hostname);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      open = false;
+      for (const socket of sockets) socket.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close() {
+      this.cut();
+      server.close();
+    },
+  };
+}
+
+/** A network drop of `context` behind `proxy`, and its end. */
+export async function goOffline(context, proxy) {
+  await context.setOffline(true);
+  proxy.cut();
+}
+
+export async function goOnline(context, proxy) {
+  proxy.restore();
+  await context.setOffline(false);
+}
+
+/** Runs `body`; when it throws, saves a screenshot of each page first. */
+export async function withScreenshots(name, pages, body) {
+  try {
+    await body();
+  } catch (err) {
+    fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    for (const [label, page] of Object.entries(pages)) {
+      const file = path.join(SCREENSHOT_DIR, `failure-${name}-${label}.png`);
+      await page.screenshot({ path: file, fullPage: true }).catch(() => {});
+      console.error(`screenshot of the failure: ${file}`);
+    }
+    throw err;
+  }
+}
+
+export async function screenshot(page, name) {
+  fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
+}
