@@ -260,7 +260,7 @@ async fn json_logs_carry_the_request_and_the_socket_event() {
     assert_eq!(refused["fields"]["code"], "INVALID_PAYLOAD");
     let handed_back = entries
         .iter()
-        .find(|entry| entry["fields"]["message"] == "session handed back to the AI")
+        .find(|entry| entry["fields"]["message"] == "hand-off changed by an admin")
         .expect("the route's line is logged");
     assert_eq!(handed_back["span"]["name"], "request");
     assert_eq!(handed_back["span"]["method"], "POST");

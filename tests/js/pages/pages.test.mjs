@@ -82,6 +82,7 @@ test('a visitor and an admin go through the whole live-chat journey', async () =
       await seen(widget, '.msg.ai', 'Mock reply: Where is my order?');
       const item = consolePage.locator(`#sessions li[data-session="${sessionId}"]`);
       await item.waitFor({ timeout: LONG });
+
       await seen(consolePage, `#sessions li[data-session="${sessionId}"] .badge`, 'AI answers');
       await seen(consolePage, `#sessions li[data-session="${sessionId}"] .badge.unread`, 'unread');
 
@@ -147,9 +148,15 @@ test('a visitor and an admin go through the whole live-chat journey', async () =
       // Hand back to the AI: it answers again.
       await consolePage.click('#release');
       await seen(consolePage, `#sessions li[data-session="${sessionId}"] .badge`, 'AI answers');
-      await say(widget, 'Thanks, one more question');
+      // A slow answer: the widget and the open conversation show the AI thinking.
+      await say(widget, 'Thanks, one more question [[mock:first-byte-delay=1500]]');
+      await seen(widget, '.note', 'The assistant is thinking', SHORT);
+      await seen(consolePage, '#conversation-state', 'The AI is thinking', SHORT);
       await seen(widget, '.msg.ai', 'Mock reply: Thanks, one more question');
       await seen(consolePage, '#messages .msg.ai', 'Mock reply: Thanks, one more question');
+      await consolePage.waitForFunction(
+        () => !document.getElementById('conversation-state').textContent.includes('thinking'),
+        null, { timeout: SHORT });
 
       // Taking over without a reply silences the AI too.
       await consolePage.click('#takeover');
