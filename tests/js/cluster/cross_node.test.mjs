@@ -146,26 +146,30 @@ test('an assistant stream started on A reaches a listener on B chunk by chunk; a
     }
     assert.equal(chunksOnB.at(-1).isComplete, true);
 
-    // A stream that never ends on its own, on A; the stop comes to B.
+    // A stream that never ends on its own, on A; the stop comes to B. The
+    // sender's copy of the first stream's end may arrive after B's: every
+    // wait below is for a given message.
+    const completedOnA = collect(sender, 'stream_complete');
+    const completed = (id) => waitFor(() => completedOnA.some((done) => done.messageId === id), 10_000, `the end of ${id}`);
     const started = nextEvent(listener, 'stream_start', 5_000);
     const firstChunk = nextEvent(listener, 'stream_chunk', 5_000);
-    const stopped = nextEvent(sender, 'stream_complete', 10_000);
     sender.emit('stream_chat', { message: 'endless [[mock:hang]]', conversationId: conversation.id });
     const { messageId } = await started;
     await firstChunk;
     listener.emit('stop_generation', { messageId });
-    await stopped;
+    await completed(messageId);
     const stored = await api(B, `/api/conversations/${conversation.id}`);
     const last = stored.body.messages.at(-1);
     assert.deepEqual([last.id, last.content, last.status], [messageId, 'Mock ', 'stopped']);
 
     // By conversation id, from B, too.
+    const startedAgain = nextEvent(listener, 'stream_start', 5_000);
     const again = nextEvent(listener, 'stream_chunk', 5_000);
-    const stoppedAgain = nextEvent(sender, 'stream_complete', 10_000);
     sender.emit('stream_chat', { message: 'again [[mock:hang]]', conversationId: conversation.id });
+    const { messageId: againId } = await startedAgain;
     await again;
     listener.emit('stop_generation', { conversationId: conversation.id });
-    await stoppedAgain;
+    await completed(againId);
   } finally {
     sender.close();
     listener.close();
