@@ -216,13 +216,15 @@ test('the AI settings are read and saved from the console, with clear refusals',
       });
       assert.equal(saved.systemPrompt, 'You are the console test.');
       assert.equal(saved.temperature, 0.3);
-      await page.uncheck('#ai-enabled');
-      await page.waitForFunction(async () => {
-        const token = sessionStorage.getItem('switchboard.console.token');
-        const response = await fetch('/api/ai/config', { headers: { authorization: `Bearer ${token}` } });
-        return (await response.json()).isEnabled === false;
-      }, null, { timeout: SHORT, polling: 100 });
-      await page.check('#ai-enabled');
+      // The checkbox switches the AI at once (and back on: later tests need it).
+      for (const enabled of [false, true]) {
+        await page.setChecked('#ai-enabled', enabled);
+        await page.waitForFunction(async (expected) => {
+          const token = sessionStorage.getItem('switchboard.console.token');
+          const response = await fetch('/api/ai/config', { headers: { authorization: `Bearer ${token}` } });
+          return (await response.json()).isEnabled === expected;
+        }, enabled, { timeout: SHORT, polling: 100 });
+      }
     });
   } finally {
     await context.close();
