@@ -88,7 +88,8 @@ pub fn document(table: &EventTable, config: &Config) -> Value {
         "defaultContentType": "application/json",
         "servers": {
             "switchboard": {
-                "host": format!("{}:{}", config.host, config.port),
+                // The bind address, or `localhost` when it is every interface.
+                "host": format!("{}:{}", if config.host.is_unspecified() { "localhost".to_owned() } else { config.host.to_string() }, config.port),
                 "protocol": "ws",
                 "pathname": "/socket.io/",
                 "description": "Socket.IO over WebSocket (or HTTP long-polling, `http`)",

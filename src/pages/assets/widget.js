@@ -216,7 +216,11 @@
       // A refused message is the oldest unconfirmed one; a failed AI answer is not about a send.
       if (!error || error.code !== 'AI_PROVIDER_ERROR') {
         var entry = awaiting.shift();
-        if (entry) entry.node.remove();
+        if (entry) {
+          // Refused, so not stored: the text goes back to the input to fix and resend.
+          entry.node.remove();
+          if (!input.value) input.value = entry.text;
+        }
       }
       errorLine.textContent = (error && error.message) || 'The message was not accepted';
     });

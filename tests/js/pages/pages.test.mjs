@@ -254,6 +254,14 @@ test('the pages fit a 360 px screen and work from the keyboard', async () => {
       await page.keyboard.type('Sent from the keyboard');
       await page.keyboard.press('Enter');
       await seen(page, '.msg.ai', 'Mock reply: Sent from the keyboard');
+      // A message the server refuses comes back to the input with the reason.
+      const tooLong = 'x'.repeat(5001);
+      await page.locator('#switchboard-input').evaluate((input, text) => { input.maxLength = 10000; input.value = text; }, tooLong);
+      await page.keyboard.press('Enter');
+      await seen(page, '.error', 'longer than 5000 characters', SHORT);
+      assert.equal(await page.inputValue('#switchboard-input'), tooLong);
+      assert.equal(await page.locator('.msg.pending').count(), 0);
+      await page.fill('#switchboard-input', '');
       const panelWidth = await page.locator('.panel').evaluate((panel) => panel.getBoundingClientRect().width);
       assert.ok(panelWidth <= 360, `the widget is ${panelWidth} px wide`);
       await page.keyboard.press('Escape');
