@@ -310,6 +310,12 @@ pub struct Config {
     /// SQLite durability: `normal` survives a crash of the process, `full` also a power cut.
     #[arg(long, env = "SQLITE_SYNCHRONOUS", value_enum, default_value = "normal")]
     pub sqlite_synchronous: SqliteSync,
+    /// Page size of a SQLite database file created from now on (512 to 65536, a
+    /// power of two); an existing file keeps its own. Each commit writes every
+    /// page it changed to the WAL whole, and a chat message changes a page of
+    /// the table and a page of its session's index: small pages write less.
+    #[arg(long, env = "SQLITE_PAGE_SIZE", default_value_t = 1024, value_parser = sqlite_page_size)]
+    pub sqlite_page_size: u32,
     /// Live-chat writes committed in one transaction at most.
     #[arg(long, env = "LIVECHAT_BATCH_MAX_ROWS", default_value_t = 256)]
     pub livechat_batch_max_rows: usize,
@@ -320,6 +326,13 @@ pub struct Config {
     /// Live-chat sessions whose hand-off flag is kept in memory.
     #[arg(long, env = "LIVECHAT_SESSION_CACHE", default_value_t = 100_000)]
     pub livechat_session_cache: usize,
+}
+
+fn sqlite_page_size(raw: &str) -> Result<u32, String> {
+    match raw.parse::<u32>() {
+        Ok(size) if size.is_power_of_two() && (512..=65536).contains(&size) => Ok(size),
+        _ => Err("a power of two from 512 to 65536".to_owned()),
+    }
 }
 
 /// SQLite's `synchronous` setting in WAL mode.

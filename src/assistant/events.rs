@@ -390,7 +390,10 @@ pub fn on_signal(state: &AppState, signal: &Signal) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{proptest_json::any_json, socket::parse_payload};
+    use crate::{
+        proptest_json::any_json,
+        socket::{Payload, parse_payload},
+    };
     use proptest::prelude::*;
 
     fn clear<T>(result: AppResult<T>) -> Result<(), TestCaseError> {
@@ -408,11 +411,11 @@ mod tests {
         #[test]
         fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
             let config = Config::from_args(Vec::<String>::new()).unwrap();
-            clear(parse_payload(Ok(value.clone())).and_then(conversation_id))?;
-            clear(parse_payload(Ok(value.clone())).and_then(|p| stream_request(&config, p)))?;
-            clear(parse_payload(Ok(value.clone())).and_then(typing_of))?;
-            clear(parse_payload(Ok(value.clone())).and_then(message_read_of))?;
-            clear(parse_payload(Ok(value)).and_then(stop_target))?;
+            clear(parse_payload(Payload::of_json(&value)).and_then(conversation_id))?;
+            clear(parse_payload(Payload::of_json(&value)).and_then(|p| stream_request(&config, p)))?;
+            clear(parse_payload(Payload::of_json(&value)).and_then(typing_of))?;
+            clear(parse_payload(Payload::of_json(&value)).and_then(message_read_of))?;
+            clear(parse_payload(Payload::of_json(&value)).and_then(stop_target))?;
         }
 
         #[test]

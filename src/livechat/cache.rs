@@ -32,7 +32,7 @@ pub struct SessionFacts {
 pub struct HotState {
     /// Bounded: an attacker creating sessions evicts old entries, which are
     /// then read from the database again.
-    sessions: Cache<String, SessionFacts>,
+    sessions: Cache<Arc<str>, SessionFacts>,
     config: RwLock<Option<Arc<ai_config::Model>>>,
     generation: AtomicU64,
     /// This node's id, recorded as the owner of the AI answers it starts.
@@ -63,13 +63,16 @@ impl HotState {
     pub fn remember_sessions(
         &self,
         generation: u64,
-        facts: impl IntoIterator<Item = (String, SessionFacts)>,
+        facts: impl IntoIterator<Item = (Arc<str>, SessionFacts)>,
     ) {
         for (session, facts) in facts {
             if self.generation() != generation {
                 return;
             }
-            self.sessions.insert(session, facts);
+            // Most facts of a batch are what the cache said already.
+            if self.sessions.get(&*session) != Some(facts) {
+                self.sessions.insert(session, facts);
+            }
         }
     }
 

@@ -1,6 +1,9 @@
 //! Live-chat values that validate themselves: a [`SessionId`] and a
 //! [`MessageText`] cannot exist unless they passed the checks, so handlers and
-//! services never re-check strings.
+//! services never re-check strings. Both share their text: a clone, e.g. for
+//! the live-chat writer's queue, copies no bytes.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use entity::chat_message;
@@ -18,9 +21,14 @@ const MAX_USER_AGENT_CHARS: usize = 512;
 /// A widget's session id: between `LIVECHAT_MIN_SESSION_ID_CHARS` (8) and 128
 /// printable characters, without spaces or `/`. Anyone who knows it can read
 /// the session, so short, guessable ids are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
-pub struct SessionId(String);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SessionId(Arc<str>);
+
+impl Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl SessionId {
     pub fn parse(raw: &str, min_chars: usize) -> AppResult<Self> {
@@ -28,7 +36,7 @@ impl SessionId {
         let valid = (min_chars.max(1)..=MAX_SESSION_ID_CHARS).contains(&chars)
             && raw.chars().all(|c| c.is_ascii_graphic() && c != '/');
         if valid {
-            Ok(Self(raw.to_owned()))
+            Ok(Self(raw.into()))
         } else {
             Err(AppError::Invalid {
                 code: "INVALID_SESSION_ID",
@@ -43,6 +51,10 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
 }
 
 impl std::fmt::Display for SessionId {
@@ -55,7 +67,7 @@ impl std::fmt::Display for SessionId {
 /// without NUL characters (PostgreSQL refuses them in text, and one refused
 /// row would fail every message committed with it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageText(String);
+pub struct MessageText(Arc<str>);
 
 impl MessageText {
     pub fn parse(raw: &str, max_chars: usize) -> AppResult<Self> {
@@ -73,20 +85,16 @@ impl MessageText {
                 message: format!("message is longer than {max_chars} characters"),
             });
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text.into()))
     }
 
     /// Text the server writes itself (the hand-off notice, an AI answer).
     pub fn server(text: &str) -> Self {
-        Self(without_nul(text).into_owned())
+        Self(without_nul(text).into())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
     }
 }
 

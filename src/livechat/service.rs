@@ -360,7 +360,7 @@ pub async fn test_answer(
         Some(session) => recent_history(&state.db, session).await?,
         None => Vec::new(),
     };
-    history.push(ChatMessage::new(Role::User, text.into_string()));
+    history.push(ChatMessage::new(Role::User, text.as_str().to_owned()));
     answer(state, history).await
 }
 

@@ -6,8 +6,10 @@
 //! transaction holding it committed — so nothing is acknowledged before it is
 //! stored. The task drains whatever is queued (up to `LIVECHAT_BATCH_MAX_ROWS`,
 //! waiting at most `LIVECHAT_BATCH_WINDOW_US` for more) into one transaction:
-//! consecutive visitor messages become one multi-row `INSERT … RETURNING`, and
-//! the `last_active` updates of the batch one `UPDATE … WHERE session_id IN`.
+//! consecutive visitor messages are inserted together (one multi-row
+//! `INSERT … RETURNING` on PostgreSQL, one prepared statement run per row on
+//! SQLite, see [`TxnExecutor::insert_rows`]), and the `last_active` updates of
+//! the batch become one `UPDATE … WHERE session_id IN`.
 //! `last_active` is kept to the second: a session written in the current
 //! second is not written again, which spares the index on it most updates.
 //! While a batch commits the next one fills, so under load a commit carries
@@ -15,8 +17,9 @@
 //!
 //! On SQLite the writer is a thread of its own with its own connection to the
 //! file, which runs each transaction without leaving the thread (see
-//! [`crate::store::executor`]); elsewhere it is a task using the pool. Both run
-//! the same statements, built here once.
+//! [`crate::store::executor`]) and does not preempt the runtime when woken
+//! ([`crate::store::executor::yield_to_runtime`]); elsewhere it is a task
+//! using the pool.
 //!
 //! After each commit the writer updates the hot state ([`HotState`]), so the
 //! cache is written through. A batch that fails for a reason other than a
@@ -33,7 +36,7 @@ use chrono::{DateTime, Utc};
 use entity::{chat_message, chat_session};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect, QueryTrait,
-    sea_query::{Expr, OnConflict, Query},
+    sea_query::{Expr, IntoIden, OnConflict, Query},
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -44,7 +47,7 @@ use super::{
 use crate::{
     config::Config,
     error::{AppError, AppResult, database_unreachable},
-    store::executor::{PooledExecutor, SqliteExecutor, TxnExecutor},
+    store::executor::{Param, PooledExecutor, RowInsert, SqliteExecutor, TxnExecutor},
     telemetry::metrics,
 };
 
@@ -125,10 +128,20 @@ impl Op {
     }
 }
 
+/// What the writer answers for a visitor's message; the caller, which keeps
+/// the session and text, makes the row of it (see [`Writer::user_message`]).
+#[derive(Debug)]
+struct UserRow {
+    id: i32,
+    at: DateTime<Utc>,
+    handed_off: bool,
+    ai_pending: bool,
+}
+
 #[derive(Debug)]
 enum Output {
     Ensured,
-    User(UserStored),
+    User(UserRow),
     Row(MessageView),
     MaybeRow(Option<MessageView>),
     HandedOff(HandedOff),
@@ -204,16 +217,23 @@ impl Writer {
         text: MessageText,
         ai_wanted: bool,
     ) -> AppResult<UserStored> {
+        // The row is made here rather than on the writer's thread: memory is
+        // then allocated and freed on the same thread, which glibc's
+        // allocator serves from its fast per-thread cache.
         match self
             .submit(Op::User {
                 session: session.clone(),
                 visitor,
-                text,
+                text: text.clone(),
                 ai_wanted,
             })
             .await?
         {
-            Output::User(stored) => Ok(stored),
+            Output::User(stored) => Ok(UserStored {
+                row: view(stored.id, session, Sender::User, &text, stored.at),
+                handed_off: stored.handed_off,
+                ai_pending: stored.ai_pending,
+            }),
             other => Err(unexpected(other)),
         }
     }
@@ -320,6 +340,7 @@ fn run_on_thread(
     limits: BatchLimits,
     runtime: tokio::runtime::Handle,
 ) {
+    crate::store::executor::yield_to_runtime();
     while let Some(first) = queue.blocking_recv() {
         let mut batch = Vec::with_capacity(limits.max_rows);
         batch.push(first);
@@ -391,7 +412,7 @@ async fn commit<E: TxnExecutor>(executor: &mut E, cache: &HotState, batch: Vec<P
 }
 
 /// What one transaction learned about sessions; goes to the cache after commit.
-type Facts = HashMap<String, SessionFacts>;
+type Facts = HashMap<Arc<str>, SessionFacts>;
 
 /// Applies `ops` in order in one transaction.
 async fn apply<E: TxnExecutor>(
@@ -463,7 +484,7 @@ async fn apply_visitor_group<E: TxnExecutor>(
         }
         match cache.session(session.as_str()) {
             Some(known) => {
-                facts.insert(session.as_str().to_owned(), known);
+                facts.insert(session.shared(), known);
             }
             None => unseen.push((session, visitor)),
         }
@@ -512,10 +533,7 @@ async fn apply_visitor_group<E: TxnExecutor>(
     for op in group {
         match op {
             Op::User {
-                session,
-                text,
-                ai_wanted,
-                ..
+                session, ai_wanted, ..
             } => {
                 let id = ids
                     .next()
@@ -525,8 +543,9 @@ async fn apply_visitor_group<E: TxnExecutor>(
                 if ai_pending {
                     waiting_for_ai.insert(session.as_str());
                 }
-                outputs.push(Output::User(UserStored {
-                    row: view(id, session, Sender::User, text, now),
+                outputs.push(Output::User(UserRow {
+                    id,
+                    at: now,
                     handed_off,
                     ai_pending,
                 }));
@@ -589,7 +608,7 @@ async fn learn_sessions<E: TxnExecutor>(
         .collect::<Result<_, _>>()?;
     for session in &created {
         facts.insert(
-            session.clone(),
+            session.as_str().into(),
             SessionFacts {
                 handed_off: false,
                 active_second: now.timestamp(),
@@ -617,7 +636,7 @@ async fn learn_sessions<E: TxnExecutor>(
             };
             let (session, handed_off) = (session.text()?, flag.flag()?);
             facts.insert(
-                session,
+                session.into(),
                 SessionFacts {
                     handed_off,
                     active_second: 0,
@@ -628,56 +647,46 @@ async fn learn_sessions<E: TxnExecutor>(
     Ok(())
 }
 
-/// Inserts the messages in one statement; their ids, in the order given.
+/// Inserts the messages; their ids, in the order given.
 async fn insert_messages<'a, E: TxnExecutor>(
     executor: &mut E,
     messages: impl Iterator<Item = (&'a SessionId, Sender, &'a MessageText)>,
     now: DateTime<Utc>,
 ) -> Result<Vec<i32>, DbErr> {
-    let mut insert = Query::insert();
-    insert.into_table(chat_message::Entity).columns([
-        chat_message::Column::SessionId,
-        chat_message::Column::Message,
-        chat_message::Column::SenderType,
-        chat_message::Column::Timestamp,
-        chat_message::Column::IsRead,
-    ]);
-    let mut count = 0;
-    for (session, sender, text) in messages {
-        insert.values_panic([
-            Expr::value(session.as_str()),
-            Expr::value(text.as_str()),
-            Expr::value(sender.as_str()),
-            Expr::value(now),
-            Expr::value(false),
-        ]);
-        count += 1;
-    }
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    insert.returning_col(chat_message::Column::Id);
-    let mut ids: Vec<i32> = executor
-        .query(executor.backend().build(&insert))
+    use chat_message::Column;
+    let values = messages
+        .flat_map(|(session, sender, text)| {
+            [
+                Param::Text(session.as_str()),
+                Param::Text(text.as_str()),
+                Param::Text(sender.as_str()),
+                Param::Time(now),
+                Param::Bool(false),
+            ]
+        })
+        .collect();
+    let insert = RowInsert {
+        table: chat_message::Entity.into_iden(),
+        columns: [
+            Column::SessionId,
+            Column::Message,
+            Column::SenderType,
+            Column::Timestamp,
+            Column::IsRead,
+        ]
+        .map(IntoIden::into_iden)
+        .into(),
+        id: Column::Id.into_iden(),
+        values,
+    };
+    executor
+        .insert_rows(insert)
         .await?
-        .iter()
-        .map(|row| {
-            let id = row
-                .first()
-                .ok_or_else(|| DbErr::Custom("no id".to_owned()))?
-                .int()?;
+        .into_iter()
+        .map(|id| {
             i32::try_from(id).map_err(|_| DbErr::Custom(format!("message id {id} overflows")))
         })
-        .collect::<Result<_, _>>()?;
-    // Ids grow in the order the rows were given, whatever order RETURNING lists them in.
-    ids.sort_unstable();
-    if ids.len() != count {
-        return Err(DbErr::Custom(format!(
-            "{count} messages but {} ids",
-            ids.len()
-        )));
-    }
-    Ok(ids)
+        .collect()
 }
 
 fn view(
@@ -744,7 +753,7 @@ fn note(
         .or_else(|| cache.session(session.as_str()));
     let active_second = touched.unwrap_or_else(|| known.map_or(0, |f| f.active_second));
     facts.insert(
-        session.as_str().to_owned(),
+        session.shared(),
         SessionFacts {
             handed_off,
             active_second,

@@ -416,7 +416,10 @@ async fn download_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{proptest_json::any_json, socket::parse_payload};
+    use crate::{
+        proptest_json::any_json,
+        socket::{Payload, parse_payload},
+    };
     use proptest::prelude::*;
 
     #[test]
@@ -445,10 +448,10 @@ mod tests {
         #[test]
         fn any_json_is_an_event_payload_or_a_clear_error(value in any_json()) {
             clear(answer_text(value.clone()))?;
-            clear(parse_payload::<Upload>(Ok(value.clone())))?;
-            clear(parse_payload::<UserMessage>(Ok(value.clone())))?;
-            clear(parse_payload::<ResumePayload>(Ok(value.clone())))?;
-            if let Ok(update) = parse_payload::<FieldUpdate>(Ok(value.clone()))
+            clear(parse_payload::<Upload>(Payload::of_json(&value)))?;
+            clear(parse_payload::<UserMessage>(Payload::of_json(&value)))?;
+            clear(parse_payload::<ResumePayload>(Payload::of_json(&value)))?;
+            if let Ok(update) = parse_payload::<FieldUpdate>(Payload::of_json(&value))
                 && schema::is_known_field(&update.field)
             {
                 let _ = schema::set_field(None, &update.field, update.value.clone());

@@ -30,14 +30,15 @@ use governor::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use socketioxide::ParserError;
+use socketioxide_core::parser::Parse;
+use socketioxide_parser_common::CommonParser;
 use tracing::Instrument;
 use utoipa::{
     ToSchema,
     openapi::{RefOr, schema::Schema},
 };
 
-use super::{Ack, ClientSocket};
+use super::{Ack, ClientSocket, Room};
 use crate::{
     auth::Identity,
     config::{Config, Flow},
@@ -46,8 +47,34 @@ use crate::{
     telemetry::metrics,
 };
 
-/// An event's payload: its first argument, or why it could not be read.
-pub type Payload = Result<Value, ParserError>;
+/// An event's packet data as it arrived (`["event", payload, …]` and any
+/// binary attachments); [`parse_payload`] reads the payload straight into the
+/// handler's type, without an intermediate JSON tree.
+pub struct Payload(socketioxide::handler::Value);
+
+impl Payload {
+    pub(super) fn new(data: socketioxide::handler::Value) -> Self {
+        Self(data)
+    }
+
+    /// The event's name, when the data holds one.
+    pub(super) fn event(&self) -> Option<&str> {
+        CommonParser.read_event(&self.0).ok()
+    }
+
+    /// The data of an event whose payload is `payload` (for tests).
+    pub fn of_json(payload: &Value) -> Self {
+        Self::of_text(&format!("[\"event\",{payload}]"))
+    }
+
+    /// Data as the text of a packet (for tests).
+    pub fn of_text(text: &str) -> Self {
+        Self(socketioxide::handler::Value::Str(
+            text.to_owned().into(),
+            None,
+        ))
+    }
+}
 
 /// Sends a failure of `event` to the client, in the event's flow's error event.
 pub type Reporter = fn(&ClientSocket, &'static str, AppError);
@@ -130,6 +157,18 @@ pub struct EventContext {
     pub session: Arc<SocketSession>,
     /// The event's acknowledgement (a no-op when the client asked none).
     pub ack: Ack,
+}
+
+impl EventContext {
+    /// Joins `room` unless the socket joined it through here lately: a join
+    /// takes the adapter's write lock, and an event that names its room on
+    /// every call (a chat message) would take it every time. For rooms the
+    /// socket does not leave.
+    pub fn join_once(&self, room: Room) {
+        if self.session.remember_joined(&room) {
+            self.socket.join(room);
+        }
+    }
 }
 
 /// What a connect or disconnect hook gets.
@@ -237,8 +276,8 @@ impl EventTable {
 
     /// Handles one incoming event; the returned future is what socketioxide
     /// spawns for it.
-    pub(super) fn dispatch(&self, event: &str, cx: EventContext, payload: Payload) -> Option<Job> {
-        let (&event, spec) = self.events.get_key_value(event)?;
+    pub(super) fn dispatch(&self, cx: EventContext, payload: Payload) -> Option<Job> {
+        let (&event, spec) = self.events.get_key_value(payload.event()?)?;
         metrics::event_received(event);
         if let Err(err) = cx.session.spend_budget() {
             (spec.report)(&cx.socket, event, err);
@@ -412,7 +451,12 @@ pub struct SocketSession {
     identity: RwLock<Identity>,
     budget: DefaultDirectRateLimiter,
     queue: Mutex<Queue>,
+    /// The rooms [`EventContext::join_once`] joined, newest last.
+    joined: Mutex<Vec<Room>>,
 }
+
+/// Rooms [`SocketSession::remember_joined`] keeps; older ones are joined again.
+const REMEMBERED_ROOMS: usize = 4;
 
 #[derive(Default)]
 struct Queue {
@@ -428,7 +472,21 @@ impl SocketSession {
             identity: RwLock::new(identity),
             budget: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
             queue: Mutex::new(Queue::default()),
+            joined: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether `room` is new to the socket's remembered rooms (it is then remembered).
+    fn remember_joined(&self, room: &Room) -> bool {
+        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        if joined.contains(room) {
+            return false;
+        }
+        if joined.len() == REMEMBERED_ROOMS {
+            joined.remove(0);
+        }
+        joined.push(room.clone());
+        true
     }
 
     pub fn identity(&self) -> Identity {
@@ -481,13 +539,11 @@ async fn drain(session: Arc<SocketSession>) {
 }
 
 /// Turns an event's payload into `T`, with a message that says what is wrong.
-pub fn parse_payload<T: DeserializeOwned>(payload: Payload) -> AppResult<T> {
-    let value = payload.map_err(|err| AppError::Invalid {
-        code: "INVALID_PAYLOAD",
-        message: format!("Unreadable payload: {err}"),
-    })?;
-    serde_json::from_value(value).map_err(|err| AppError::Invalid {
-        code: "INVALID_PAYLOAD",
-        message: format!("Invalid payload: {err}"),
-    })
+pub fn parse_payload<T: DeserializeOwned>(mut payload: Payload) -> AppResult<T> {
+    CommonParser
+        .decode_value(&mut payload.0, true)
+        .map_err(|err| AppError::Invalid {
+            code: "INVALID_PAYLOAD",
+            message: format!("Invalid payload: {err}"),
+        })
 }

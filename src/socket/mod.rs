@@ -25,8 +25,8 @@ use serde_json::Value;
 use socketioxide::{
     SocketIo,
     adapter::{Adapter, Emitter},
-    extract::{AckSender, Event, SocketRef, TryData},
-    handler::ConnectHandler,
+    extract::{AckSender, SocketRef, TryData},
+    handler::{ConnectHandler, FromMessage},
     layer::SocketIoLayer,
 };
 use socketioxide_core::adapter::DefinedAdapter;
@@ -174,6 +174,21 @@ where
     io.ns("/", on_connect.with(on_handshake))
 }
 
+/// An event's packet data, handed to the table unparsed.
+struct PacketData(Payload);
+
+impl<A: Adapter> FromMessage<A> for PacketData {
+    type Error = Infallible;
+
+    fn from_message(
+        _: Arc<socketioxide::socket::Socket<A>>,
+        data: socketioxide::handler::Value,
+        _: Option<i64>,
+    ) -> Result<Self, Infallible> {
+        Ok(Self(Payload::new(data)))
+    }
+}
+
 /// One fallback handler per socket dispatches every event through the table.
 fn install_dispatcher<A: Adapter>(
     socket: &SocketRef<A>,
@@ -186,17 +201,14 @@ fn install_dispatcher<A: Adapter>(
 {
     let (state, table, session) = (state.clone(), table.clone(), session.clone());
     socket.on_fallback(
-        move |socket: SocketRef<A>,
-              Event(event): Event,
-              TryData(payload): TryData<Value>,
-              ack: AckSender<A>| {
+        move |socket: SocketRef<A>, ack: AckSender<A>, PacketData(payload): PacketData| {
             let cx = EventContext {
                 socket: socket.into(),
                 state: state.clone(),
                 session: session.clone(),
                 ack: ack.into(),
             };
-            let job = table.dispatch(&event, cx, payload);
+            let job = table.dispatch(cx, payload);
             async move {
                 if let Some(job) = job {
                     job.await;

@@ -43,6 +43,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
         SqliteSync::Normal => SqliteSynchronous::Normal,
         SqliteSync::Full => SqliteSynchronous::Full,
     };
+    let page_size = config.sqlite_page_size;
     let mut options = ConnectOptions::new(&config.database_url);
     // A SQLite file cannot drop a connection: checking each one before use
     // would only cost a round trip to its worker thread.
@@ -63,6 +64,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbErr> {
                 .pragma("mmap_size", SQLITE_MMAP_BYTES.to_string())
                 .pragma("cache_size", SQLITE_CACHE_KIB.to_string())
                 .pragma("temp_store", "memory")
+                .page_size(page_size)
         })
         .map_sqlx_postgres_opts(move |postgres| {
             postgres.options([(

@@ -6,9 +6,13 @@
 //! never ids or client strings. The names below are the whole catalogue (the
 //! README lists them).
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{LazyLock, OnceLock},
+    time::Duration,
+};
 
-use ::metrics::{counter, gauge, histogram};
+use ::metrics::{Counter, counter, gauge, histogram};
+use dashmap::DashMap;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const SOCKETS_CONNECTED: &str = "switchboard_sockets_connected";
@@ -91,12 +95,33 @@ pub fn socket_disconnected() {
 }
 
 pub fn event_received(event: &'static str) {
-    counter!(EVENTS_RECEIVED, "event" => event).increment(1);
+    static HANDLES: LazyLock<DashMap<&'static str, Counter>> = LazyLock::new(DashMap::new);
+    count_event(&HANDLES, EVENTS_RECEIVED, event);
 }
 
 /// The server sent `event` (a broadcast to a room counts once).
 pub fn event_sent(event: &'static str) {
-    counter!(EVENTS_SENT, "event" => event).increment(1);
+    static HANDLES: LazyLock<DashMap<&'static str, Counter>> = LazyLock::new(DashMap::new);
+    count_event(&HANDLES, EVENTS_SENT, event);
+}
+
+/// Counts `event` in the family `name`, through a handle kept per event: a
+/// labelled counter's lookup in the recorder's registry costs about as much
+/// as a small event's own work. Event names are the server's constants, so
+/// `handles` stays small. Handles are kept only once the recorder is
+/// installed; before, they would be no-ops for good.
+fn count_event(handles: &DashMap<&'static str, Counter>, name: &'static str, event: &'static str) {
+    if HANDLE.get().is_none() {
+        counter!(name, "event" => event).increment(1);
+        return;
+    }
+    if let Some(counter) = handles.get(event) {
+        counter.increment(1);
+        return;
+    }
+    let counter = counter!(name, "event" => event);
+    counter.increment(1);
+    handles.insert(event, counter);
 }
 
 /// An error answered to a client, by code and by how it went out (`http`, `socket`).
