@@ -398,7 +398,6 @@ mod tests {
         socket::{Payload, parse_payload},
     };
     use proptest::prelude::*;
-    use serde_json::Value;
 
     fn chat_text_of(config: &Config, payload: Payload) -> AppResult<(SessionId, MessageText)> {
         chat_text(config, parse_payload(payload)?)

@@ -63,11 +63,13 @@ impl Payload {
     }
 
     /// The data of an event whose payload is `payload` (for tests).
+    #[cfg(test)]
     pub fn of_json(payload: &Value) -> Self {
         Self::of_text(&format!("[\"event\",{payload}]"))
     }
 
     /// Data as the text of a packet (for tests).
+    #[cfg(test)]
     pub fn of_text(text: &str) -> Self {
         Self(socketioxide::handler::Value::Str(
             text.to_owned().into(),
