@@ -327,3 +327,53 @@ async fn without_admin_password_a_random_admin_is_created_once() {
     assert_eq!(admins.len(), 1);
     assert_eq!(admins[0].password_hash, hash);
 }
+
+#[tokio::test]
+async fn new_sqlite_files_get_the_configured_page_size() {
+    use sea_orm::ConnectionTrait;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/pages.db?mode=rwc", dir.path().display());
+    let mock = switchboard::testkit::mock_ai::MockAi::start()
+        .await
+        .unwrap();
+    let page_size = |server: &switchboard::Server| {
+        let db = server.state().db.clone();
+        async move {
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Sqlite,
+                    "PRAGMA page_size",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    let mut args = test_args(&url, &mock);
+    args.extend(["--sqlite-page-size".to_owned(), "2048".to_owned()]);
+    let server = switchboard::Server::build(switchboard::Config::from_args(args).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page_size(&server).await, 2048);
+    drop(server);
+    // An existing file keeps its page size; the default is 1 KiB.
+    let server =
+        switchboard::Server::build(switchboard::Config::from_args(test_args(&url, &mock)).unwrap())
+            .await
+            .unwrap();
+    assert_eq!(page_size(&server).await, 2048);
+    drop(server);
+    let fresh = format!("sqlite://{}/fresh.db?mode=rwc", dir.path().display());
+    let server = switchboard::Server::build(
+        switchboard::Config::from_args(test_args(&fresh, &mock)).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page_size(&server).await, 1024);
+    for bad in ["1000", "256", "131072", "x"] {
+        let mut args = test_args(&fresh, &mock);
+        args.extend(["--sqlite-page-size".to_owned(), bad.to_owned()]);
+        assert!(switchboard::Config::from_args(args).is_err(), "{bad}");
+    }
+}

@@ -549,3 +549,23 @@ pub fn parse_payload<T: DeserializeOwned>(mut payload: Payload) -> AppResult<T> 
             message: format!("Invalid payload: {err}"),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_is_joined_again_only_once_forgotten() {
+        let config = Config::from_args(Vec::<String>::new()).unwrap();
+        let session = SocketSession::new(&config, Identity::Visitor);
+        let first = Room::singleton("first");
+        assert!(session.remember_joined(&first));
+        assert!(!session.remember_joined(&first));
+        for name in ["a", "b", "c", "d"] {
+            assert!(session.remember_joined(&Room::singleton(name)));
+        }
+        // Newer rooms pushed it out: it is joined again (joins are idempotent).
+        assert!(session.remember_joined(&first));
+        assert!(!session.remember_joined(&Room::singleton("d")));
+    }
+}
