@@ -45,6 +45,7 @@ pub mod openapi;
 pub mod pages;
 #[cfg(test)]
 mod proptest_json;
+pub mod rate_limit;
 pub mod resume;
 pub mod server;
 pub mod socket;

@@ -16,10 +16,7 @@ use axum::{
     middleware::{self, Next, map_response},
     response::{IntoResponse, Response},
 };
-use governor::{
-    Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
-};
+use governor::{Quota, RateLimiter};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide_postgres::{PostgresAdapterConfig, PostgresAdapterCtr};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
@@ -488,7 +485,7 @@ async fn limit_api_per_ip(
         metrics::refused("api");
         return AppError::RateLimited {
             message: "Too many requests; try again later".to_owned(),
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            retry_after: crate::rate_limit::retry_after(&not_until),
         }
         .into_response();
     }

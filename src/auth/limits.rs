@@ -5,10 +5,7 @@
 
 use std::{net::IpAddr, num::NonZeroU32, time::Duration};
 
-use governor::{
-    DefaultKeyedRateLimiter, Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
-};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::{config::Config, error::AppError, telemetry::metrics};
 
@@ -40,7 +37,7 @@ impl LoginLimits {
             metrics::refused("login");
             AppError::RateLimited {
                 message: "Too many sign-in attempts; try again later".to_owned(),
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                retry_after: crate::rate_limit::retry_after(&not_until),
             }
         };
         self.per_ip.check_key(&ip).map_err(refused)?;

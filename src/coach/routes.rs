@@ -6,7 +6,6 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use governor::clock::{Clock, DefaultClock};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -44,7 +43,7 @@ fn spend_ai_budget(state: &AppState, user: &AuthUser) -> AppResult<()> {
         metrics::refused("ai");
         AppError::RateLimited {
             message: "Too many AI requests; slow down".to_owned(),
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            retry_after: crate::rate_limit::retry_after(&not_until),
         }
     })
 }

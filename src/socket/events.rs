@@ -24,10 +24,7 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-use governor::{
-    DefaultDirectRateLimiter, Quota, RateLimiter,
-    clock::{Clock, DefaultClock},
-};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide_core::parser::Parse;
@@ -472,7 +469,10 @@ impl SocketSession {
         let burst = NonZeroU32::new(config.socket_event_burst).unwrap_or(per_second);
         Self {
             identity: RwLock::new(identity),
-            budget: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            budget: RateLimiter::direct_with_clock(
+                Quota::per_second(per_second).allow_burst(burst),
+                crate::rate_limit::clock(),
+            ),
             queue: Mutex::new(Queue::default()),
             joined: Mutex::new(Vec::new()),
         }
@@ -509,7 +509,7 @@ impl SocketSession {
             metrics::refused("socket_events");
             AppError::RateLimited {
                 message: "Too many events; slow down".to_owned(),
-                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+                retry_after: crate::rate_limit::retry_after(&not_until),
             }
         })
     }
