@@ -46,7 +46,9 @@ use crate::{
 
 /// An event's packet data as it arrived (`["event", payload, …]` and any
 /// binary attachments); [`parse_payload`] reads the payload straight into the
-/// handler's type, without an intermediate JSON tree.
+/// handler's type, without an intermediate JSON tree. It is read with
+/// socketioxide's common (JSON) parser, the one [`super::build`] configures;
+/// the engine's own parser handle is not public.
 pub struct Payload(socketioxide::handler::Value);
 
 impl Payload {
