@@ -8,7 +8,7 @@
 //! waiting at most `LIVECHAT_BATCH_WINDOW_US` for more) into one transaction:
 //! consecutive visitor messages are inserted together (one multi-row
 //! `INSERT … RETURNING` on PostgreSQL, one prepared statement run per row on
-//! SQLite, see [`TxnExecutor::insert_rows`]), and the `last_active` updates of
+//! SQLite, see `TxnExecutor::insert_rows`), and the `last_active` updates of
 //! the batch become one `UPDATE … WHERE session_id IN`.
 //! `last_active` is kept to the second: a session written in the current
 //! second is not written again, which spares the index on it most updates.
@@ -18,7 +18,7 @@
 //! On SQLite the writer is a thread of its own with its own connection to the
 //! file, which runs each transaction without leaving the thread (see
 //! [`crate::store::executor`]) and does not preempt the runtime when woken
-//! ([`crate::store::executor::yield_to_runtime`]); elsewhere it is a task
+//! (`store::executor::yield_to_runtime`); elsewhere it is a task
 //! using the pool.
 //!
 //! After each commit the writer updates the hot state ([`HotState`]), so the
