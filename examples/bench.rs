@@ -20,7 +20,11 @@
 //!   both nodes from visitors on both (deliveries/s, send → delivery
 //!   latency), and assistant streams started on one node reaching listeners
 //!   on the other (chunks/s, provider → listener latency);
-//! - optionally all of it for a baseline build (the code before a change).
+//! - optionally all of it for a baseline build (the code before a change);
+//! - by hand only (`--only held`): `--connections` idle sockets held over
+//!   `--nodes` nodes by child processes of this benchmark (`bench hold`; one
+//!   process may open only so many files), with the live chat measured on
+//!   the first node meanwhile.
 //!
 //! ```sh
 //! examples/benchmarks.sh            # builds everything and runs this
@@ -65,14 +69,20 @@ struct Args {
     seconds: u64,
     connections: usize,
     rounds: usize,
+    /// Nodes that share the held connections (`held`).
+    nodes: usize,
     /// Measurements to run (`echo`, `closed`, `fixed`, `connect`, `postgres`,
-    /// `cluster`); all when empty.
+    /// `cluster`); all when empty. `held` runs only when named.
     only: Vec<String>,
 }
 
 impl Args {
     fn runs(&self, measurement: &str) -> bool {
-        self.only.is_empty() || self.only.iter().any(|m| m == measurement)
+        self.only.is_empty() || self.named(measurement)
+    }
+
+    fn named(&self, measurement: &str) -> bool {
+        self.only.iter().any(|m| m == measurement)
     }
 }
 
@@ -86,6 +96,7 @@ fn parse_args() -> Args {
         seconds: 10,
         connections: 10_000,
         rounds: 5,
+        nodes: 1,
         only: Vec::new(),
     };
     let mut argv = std::env::args().skip(1);
@@ -103,6 +114,7 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = value().parse().expect("seconds"),
             "--connections" => args.connections = value().parse().expect("connections"),
             "--rounds" => args.rounds = value().parse().expect("rounds"),
+            "--nodes" => args.nodes = value().parse().expect("nodes"),
             "--only" => args.only = value().split(',').map(str::to_owned).collect(),
             other => panic!("unknown flag {other}"),
         }
@@ -609,6 +621,213 @@ async fn connect_and_hold(server: &Pinned, count: usize, rounds: usize) -> Conne
     }
 }
 
+/// Sockets one holder process keeps: a process may open 20,000 files here,
+/// and every node and holder is one process.
+const SOCKETS_PER_HOLDER: usize = 18_000;
+
+/// `bench hold URL COUNT FIRST`, run as a child of the benchmark: connects
+/// COUNT sockets to URL from the source addresses of sockets FIRST.., keeps
+/// each answering the server's pings, prints `held N`, answers every line it
+/// reads with `alive N`, and exits when its input closes.
+async fn hold(url: &str, count: usize, first: usize) {
+    switchboard::net::raise_open_file_limit();
+    let alive = Arc::new(AtomicU64::new(0));
+    let in_flight = Arc::new(Semaphore::new(256));
+    for index in first..first + count {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let (url, alive) = (url.to_owned(), alive.clone());
+        tokio::spawn(async move {
+            let client = SioClient::connect_from(&url, None, Some(source_address(index))).await;
+            let Ok(mut client) = client else { return };
+            alive.fetch_add(1, Ordering::Relaxed);
+            drop(permit);
+            // Reading answers the pings; it ends when the server drops the socket.
+            while client.next().await.is_ok() {}
+            alive.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+    // Every handshake has ended once every permit is back.
+    let _all = in_flight.acquire_many(256).await.unwrap();
+    println!("held {}", alive.load(Ordering::Relaxed));
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    while let Ok(Some(_)) = lines.next_line().await {
+        println!("alive {}", alive.load(Ordering::Relaxed));
+    }
+    std::process::exit(0);
+}
+
+/// A `bench hold` child process.
+struct Holder {
+    _child: tokio::process::Child,
+    input: tokio::process::ChildStdin,
+    output: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl Holder {
+    fn start(url: &str, count: usize, first: usize) -> Self {
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("own path"))
+            .args(["hold", url, &count.to_string(), &first.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("a holder process starts");
+        let input = child.stdin.take().expect("stdin");
+        let output = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(
+            child.stdout.take().expect("stdout"),
+        ));
+        Self {
+            _child: child,
+            input,
+            output,
+        }
+    }
+
+    /// The number on the holder's next line, which starts with `word`.
+    async fn answer(&mut self, word: &str) -> usize {
+        let line = self
+            .output
+            .next_line()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        line.strip_prefix(word)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    async fn alive(&mut self) -> usize {
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut self.input, b"report\n").await;
+        self.answer("alive").await
+    }
+}
+
+struct HeldResult {
+    nodes: usize,
+    clustered: bool,
+    held: usize,
+    connect_seconds: f64,
+    baseline_mib: f64,
+    holding_mib: f64,
+    closed: LoopResult,
+    fixed: LoopResult,
+    alive_after: usize,
+}
+
+/// `--connections` idle sockets spread over `--nodes` nodes (one process
+/// each, all on CPU 0), held by `bench hold` processes; meanwhile the live
+/// chat runs on the first node, closed loop then fixed rate. Nodes run apart,
+/// each on its own SQLite file; with `--postgres` and `--redis` they form one
+/// cluster on a PostgreSQL database with rooms shared over Redis.
+async fn hold_and_chat(args: &Args) -> HeldResult {
+    let count = args.nodes.max(1);
+    let mut database = None;
+    let nodes = match (&args.postgres, &args.redis) {
+        (Some(admin_url), Some(redis)) if count > 1 => {
+            let mock = MockAi::start().await.expect("the mock AI provider starts");
+            let nodes = Nodes::start(&args.server, count, admin_url, redis, &mock).await;
+            database = Some((admin_url.clone(), nodes.database.clone()));
+            nodes.nodes
+        }
+        _ => (0..count)
+            .map(|_| start_switchboard(&args.server, true, None))
+            .collect(),
+    };
+    let rss_mib = || nodes.iter().map(Pinned::rss_kib).sum::<u64>() as f64 / 1024.0;
+    let baseline_mib = rss_mib();
+    let per_node = args.connections.div_ceil(count);
+    let started = Instant::now();
+    let mut holders = Vec::new();
+    let mut first = 0;
+    for node in &nodes {
+        let end = (first + per_node).min(args.connections);
+        while first < end {
+            let take = (end - first).min(SOCKETS_PER_HOLDER);
+            holders.push(Holder::start(&node.base_url, take, first));
+            first += take;
+        }
+    }
+    let mut held = 0;
+    for holder in &mut holders {
+        held += holder.answer("held").await;
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    settle().await;
+    let holding_mib = rss_mib();
+    eprintln!(
+        "held {held} sockets over {count} node(s) in {connect_seconds:.1} s; live chat on the first"
+    );
+    let closed = live_chat_closed_loop(&nodes[0], args.seconds, "held").await;
+    let fixed = live_chat_fixed_rate(&nodes[0], args.seconds, "held").await;
+    let mut alive_after = 0;
+    for holder in &mut holders {
+        alive_after += holder.alive().await;
+    }
+    drop(holders);
+    drop(nodes);
+    if let Some((admin_url, name)) = &database {
+        drop_postgres_database(admin_url, name).await;
+    }
+    HeldResult {
+        nodes: count,
+        clustered: database.is_some(),
+        held,
+        connect_seconds,
+        baseline_mib,
+        holding_mib,
+        closed,
+        fixed,
+        alive_after,
+    }
+}
+
+fn print_held(result: &HeldResult) {
+    let per_connection =
+        (result.holding_mib - result.baseline_mib) * 1024.0 / result.held.max(1) as f64;
+    println!("\n| held connections (Switchboard now, every node on CPU 0) | |\n|---|---:|");
+    println!(
+        "| sockets held, nodes | {} over {} node(s){} |",
+        result.held,
+        result.nodes,
+        if result.clustered {
+            " sharing rooms over Redis"
+        } else {
+            " apart"
+        }
+    );
+    println!(
+        "| time to connect them, connects/s | {:.1} s, {:.0}/s |",
+        result.connect_seconds,
+        result.held as f64 / result.connect_seconds.max(f64::EPSILON)
+    );
+    println!(
+        "| RSS of the nodes: before → holding, per connection | {:.0} → {:.0} MiB, {per_connection:.1} KiB |",
+        result.baseline_mib, result.holding_mib
+    );
+    println!(
+        "| live chat closed loop on the first node meanwhile: round trips/s, RTT p50 / p99 | {:.0}, {} / {} |",
+        result.closed.per_second,
+        ms(result.closed.p50),
+        ms(result.closed.p99)
+    );
+    println!(
+        "| lost / duplicated / out of order at the admin | {} / {} / {} |",
+        result.closed.lost, result.closed.duplicated, result.closed.out_of_order
+    );
+    println!(
+        "| 2,000 msg/s from 500 visitors meanwhile: RTT p50 / p99 (messages/s achieved) | {} / {} ({:.0}) |",
+        ms(result.fixed.p50),
+        ms(result.fixed.p99),
+        result.fixed.per_second
+    );
+    println!(
+        "| held sockets still open after the live chat | {} |",
+        result.alive_after
+    );
+}
+
 /// A fresh PostgreSQL database for one run: its URL and its name.
 async fn postgres_database(admin_url: &str) -> (String, String) {
     use sea_orm::{ConnectionTrait, Database};
@@ -1032,7 +1251,25 @@ fn print_cluster(results: &[ClusterResult; 2]) {
 
 #[tokio::main]
 async fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, command, url, count, first] = argv.as_slice()
+        && command == "hold"
+    {
+        hold(
+            url,
+            count.parse().expect("count"),
+            first.parse().expect("first"),
+        )
+        .await;
+        return;
+    }
     let args = parse_args();
+    if args.named("held") {
+        print_held(&hold_and_chat(&args).await);
+        if args.only == ["held"] {
+            return;
+        }
+    }
     let cluster = match (&args.postgres, &args.redis) {
         (Some(postgres), Some(redis)) if args.runs("cluster") => {
             Some(measure_cluster(&args, postgres, redis).await)

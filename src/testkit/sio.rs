@@ -129,6 +129,11 @@ impl SioClient {
             if text.starts_with("44") {
                 return Err(SioError::Protocol(text));
             }
+            // The engine pings as soon as the transport opens, often before
+            // the namespace answers; unanswered, the server drops the socket.
+            if text == "2" {
+                sink.send(Message::text("3")).await?;
+            }
         }
         let (pongs, pong_requests) = tokio::sync::mpsc::unbounded_channel();
         Ok(Self {
