@@ -608,7 +608,8 @@ async fn connect_and_hold(server: &Pinned, count: usize, rounds: usize) -> Conne
             eprintln!("round {round}: {failed} connections failed");
         }
         drop(sockets);
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Long enough for the server to hand the memory back (every 5 s).
+        tokio::time::sleep(Duration::from_secs(7)).await;
         after_close.push(server.rss_kib() as f64 / 1024.0);
     }
     drop(warm);

@@ -10,7 +10,9 @@
 //! - a write that stays blocked for `SOCKET_STALL_TIMEOUT_SECS` (the peer
 //!   stopped reading) fails the connection, so a client that reads nothing
 //!   cannot hold buffers forever;
-//! - the open-file limit raised to its hard limit at start-up.
+//! - the open-file limit raised to its hard limit at start-up;
+//! - once a thousand connections or more have closed, the memory they held
+//!   is handed back to the system instead of staying with the process.
 //!
 //! Every refusal is logged, rate-limited. Websocket and long-polling clients
 //! that go silent are dropped by the engine's heartbeat, and clients that open
@@ -106,6 +108,7 @@ pub async fn serve(
     // rebuild the Socket.IO layer (and its engine) for every request.
     let router: Router = router.with_state(());
     let tracker = Arc::new(Tracker::default());
+    tokio::spawn(give_back_memory(tracker.clone(), stop.clone()));
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -166,6 +169,44 @@ pub async fn serve(
     }
 }
 
+/// How often the open connections are counted to decide whether to hand
+/// freed memory back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Connections that must have closed since the last hand-back for another.
+const TRIM_AFTER_CLOSED: usize = 1000;
+
+/// Hands the memory of closed connections back to the system once many have
+/// closed. The allocator keeps what is freed for reuse and returns only the
+/// top of its heap; after a wave of disconnects most freed pages sit below
+/// live allocations, so without this the process would stay at its peak.
+async fn give_back_memory(tracker: Arc<Tracker>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(TRIM_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let open = tracker.total.load(Ordering::Relaxed);
+        if tracker.peak.load(Ordering::Relaxed).saturating_sub(open) >= TRIM_AFTER_CLOSED {
+            tracker.peak.store(open, Ordering::Relaxed);
+            // Walks the whole heap: off the runtime's threads.
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+    }
+}
+
+/// Returns the allocator's free pages to the system (glibc's `malloc_trim`,
+/// which also releases free pages inside the heap, not only at its top).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only reorganises the allocator's own free
+        // lists; 0 asks it to keep no extra padding.
+        unsafe { libc::malloc_trim(0) };
+    }
+}
+
 /// Accepting fails when the process is out of file descriptors; wait a little
 /// instead of spinning.
 async fn accept_failed(err: io::Error) {
@@ -182,13 +223,16 @@ async fn accept_failed(err: io::Error) {
 #[derive(Default)]
 struct Tracker {
     total: AtomicUsize,
+    /// The most connections open at once since memory was last handed back.
+    peak: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl Tracker {
     /// A slot for a connection from `ip`, or `None` (logged) over a limit.
     fn admit(self: &Arc<Self>, ip: IpAddr, limits: &Limits) -> Option<Slot> {
-        if self.total.fetch_add(1, Ordering::AcqRel) >= limits.total {
+        let already_open = self.total.fetch_add(1, Ordering::AcqRel);
+        if already_open >= limits.total {
             self.total.fetch_sub(1, Ordering::AcqRel);
             metrics::refused("connections");
             warn_limited!(
@@ -210,6 +254,7 @@ impl Tracker {
             }
             *open += 1;
         }
+        self.peak.fetch_max(already_open + 1, Ordering::Relaxed);
         Some(Slot {
             tracker: self.clone(),
             ip: counted.then_some(ip),

@@ -2,6 +2,8 @@
 //! connection flood from one address, clients that trickle or never send
 //! their headers, and an admin socket that stops reading. Each ran the server
 //! out of memory, file descriptors or log space before the limits existed.
+//! Last, a wave of clients that connect and leave: the memory they held must
+//! go back to the system, not stay with the process at its peak.
 
 mod common;
 
@@ -277,4 +279,46 @@ async fn an_admin_socket_that_stops_reading_is_dropped_with_few_log_lines() {
         warnings.len()
     );
     drop(stalled);
+}
+
+/// A wave of websocket clients that connect and leave: the memory their
+/// connections held goes back to the system within seconds, instead of
+/// staying with the process at its peak.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_of_closed_connections_goes_back_to_the_system() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (server, _db, _mock) = server(&[], None).await;
+    let before = server.rss_bytes();
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        let wave = (0..100).map(|_| SioClient::connect(&server.base_url, None));
+        for client in futures::future::join_all(wave).await {
+            clients.push(client.expect("a client connects"));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let holding = server.rss_bytes();
+    let grown = holding.saturating_sub(before);
+    assert!(
+        grown > 20 * MIB,
+        "3,000 sockets take tens of MiB: {} → {} MiB",
+        before / MIB,
+        holding / MIB
+    );
+    drop(clients);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = server.rss_bytes();
+        if now < before + grown / 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RSS stayed at {} MiB after the sockets closed ({} → {} MiB while held)",
+            now / MIB,
+            before / MIB,
+            holding / MIB
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
