@@ -11,8 +11,9 @@
 //!   stopped reading) fails the connection, so a client that reads nothing
 //!   cannot hold buffers forever;
 //! - the open-file limit raised to its hard limit at start-up;
-//! - once a thousand connections or more have closed, the memory they held
-//!   is handed back to the system instead of staying with the process.
+//! - once many connections have closed (a thousand, and a quarter of the
+//!   most that were open), the memory they held is handed back to the system
+//!   instead of staying with the process.
 //!
 //! Every refusal is logged, rate-limited. Websocket and long-polling clients
 //! that go silent are dropped by the engine's heartbeat, and clients that open
@@ -173,8 +174,13 @@ pub async fn serve(
 /// freed memory back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(5);
 
-/// Connections that must have closed since the last hand-back for another.
+/// Connections that must have closed since the last hand-back for another,
+/// counted down from the most open at once since then: at least this many,
+/// and at least a quarter of that most. A hand-back walks the whole heap and
+/// briefly holds up the threads that allocate, so a server that stays
+/// about as busy while its clients come and go never pays for it.
 const TRIM_AFTER_CLOSED: usize = 1000;
+const TRIM_AFTER_SHARE_CLOSED: usize = 4;
 
 /// Hands the memory of closed connections back to the system once many have
 /// closed. The allocator keeps what is freed for reuse and returns only the
@@ -188,12 +194,21 @@ async fn give_back_memory(tracker: Arc<Tracker>, stop: CancellationToken) {
             _ = ticks.tick() => {}
         }
         let open = tracker.total.load(Ordering::Relaxed);
-        if tracker.peak.load(Ordering::Relaxed).saturating_sub(open) >= TRIM_AFTER_CLOSED {
+        let peak = tracker.peak.load(Ordering::Relaxed);
+        if worth_handing_back(peak, open) {
             tracker.peak.store(open, Ordering::Relaxed);
-            // Walks the whole heap: off the runtime's threads.
+            // Walks the whole heap, holding the allocator's lock of each
+            // part as it goes: off the runtime's threads.
+            let started = std::time::Instant::now();
             let _ = tokio::task::spawn_blocking(trim_heap).await;
+            tracing::debug!(peak, open, took = ?started.elapsed(), "memory of closed connections handed back");
         }
     }
+}
+
+/// Whether enough of the `peak` connections have closed, `open` being left.
+fn worth_handing_back(peak: usize, open: usize) -> bool {
+    peak.saturating_sub(open) >= TRIM_AFTER_CLOSED.max(peak / TRIM_AFTER_SHARE_CLOSED)
 }
 
 /// Returns the allocator's free pages to the system (glibc's `malloc_trim`,
@@ -395,5 +410,23 @@ impl AsyncWrite for Connection {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.io.as_mut().poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_handing_back;
+
+    #[test]
+    fn memory_goes_back_after_many_close_not_while_clients_come_and_go() {
+        // A wave that leaves.
+        assert!(worth_handing_back(3_000, 0));
+        assert!(worth_handing_back(10_000, 7_500));
+        // Too few to be worth a walk over the heap.
+        assert!(!worth_handing_back(900, 0));
+        assert!(!worth_handing_back(10_000, 7_600));
+        // A large server whose clients come and go: its count barely moves.
+        assert!(!worth_handing_back(250_000, 248_000));
+        assert!(worth_handing_back(250_000, 187_500));
     }
 }
