@@ -127,6 +127,12 @@ pub struct Config {
     /// default `http://localhost:*,http://127.0.0.1:*`.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+    /// Origins of the apps that sign in (comma-separated, `:*` for any port):
+    /// only they get CORS credentials, and only from them (or the server's own
+    /// origin) is the refresh cookie honoured. Default: the local origins while
+    /// `CORS_ORIGINS` is unset, none once it is set.
+    #[arg(long, env = "AUTH_ORIGINS", value_delimiter = ',')]
+    pub auth_origins: Vec<String>,
     /// Secret for signing JWTs; generated and stored in the database when absent.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -170,6 +176,8 @@ pub struct Config {
     pub demo_word_delay_ms: u64,
     #[arg(long, env = "CHATKIT_WORKFLOW_ID")]
     pub chatkit_workflow_id: Option<String>,
+    #[command(flatten)]
+    pub chatkit_session: ChatkitSessionConfig,
     /// Directory of a frontend build to serve (default: `frontend/dist` when present).
     #[arg(long, env = "FRONTEND_DIR")]
     pub frontend_dir: Option<PathBuf>,
@@ -268,6 +276,10 @@ pub struct Config {
     /// of a kept-alive HTTP connection).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Seconds a client has to send a request's whole body once its headers
+    /// arrived (a body that trickles in or stalls is cut off).
+    #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
     /// Seconds a Socket.IO client has to join the namespace after opening its transport.
     #[arg(long, env = "SOCKET_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
     pub socket_connect_timeout_secs: u64,
@@ -326,6 +338,27 @@ pub struct Config {
     /// Live-chat sessions whose hand-off flag is kept in memory.
     #[arg(long, env = "LIVECHAT_SESSION_CACHE", default_value_t = 100_000)]
     pub livechat_session_cache: usize,
+}
+
+/// What every ChatKit session is created with: the original backend's
+/// settings, under its variable names, and its defaults.
+#[derive(Debug, Clone, Args)]
+pub struct ChatkitSessionConfig {
+    /// Visitors may attach files in ChatKit's composer.
+    #[arg(long = "chatkit-enable-uploads", env = "CHATKIT_ENABLE_UPLOADS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub uploads_enabled: bool,
+    /// Files one ChatKit message may carry.
+    #[arg(long = "chatkit-max-files", env = "CHATKIT_MAX_FILES", default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_files: u32,
+    /// Largest attached file, in MB.
+    #[arg(long = "chatkit-max-file-size-mb", env = "CHATKIT_MAX_FILE_SIZE_MB", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_file_size_mb: u32,
+    /// Requests one ChatKit session may make per minute.
+    #[arg(long = "chatkit-max-requests-per-minute", env = "CHATKIT_MAX_REQUESTS_PER_MINUTE", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_requests_per_minute: u32,
 }
 
 fn sqlite_page_size(raw: &str) -> Result<u32, String> {

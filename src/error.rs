@@ -45,7 +45,8 @@ pub enum AppError {
     /// The body or payload exceeds the configured limit (413).
     #[error("{message}")]
     PayloadTooLarge { message: String },
-    /// Over a rate limit or quota (429).
+    /// Over a rate limit or quota (429), with `Retry-After` unless
+    /// `retry_after` is zero (a wait that would time an attacker's next try).
     #[error("{message}")]
     RateLimited {
         message: String,
@@ -257,7 +258,7 @@ impl IntoResponse for AppError {
             },
         };
         let retry_after = match &self {
-            Self::RateLimited { retry_after, .. } => Some(*retry_after),
+            Self::RateLimited { retry_after, .. } if !retry_after.is_zero() => Some(*retry_after),
             Self::QuotaExceeded { reset_at } => Some(
                 (*reset_at - chrono::Utc::now())
                     .to_std()

@@ -10,9 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use ipnet::IpNet;
-use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowHeaders, AllowOrigin, CorsLayer};
 
-use crate::{error::AppError, state::AppState};
+use crate::{config::Config, error::AppError, state::AppState};
 
 /// `axum::Json`, but a body that is not JSON, does not fit the type or is too
 /// large answers `{error, message, code}` like every other error.
@@ -128,22 +128,82 @@ pub fn origin_allowed(origin: &str, patterns: &[String]) -> bool {
     })
 }
 
-/// CORS with credentials for the configured origins (local dev origins by default).
-pub fn cors(configured: &[String]) -> CorsLayer {
-    let patterns: Vec<String> = if configured.is_empty() {
-        DEFAULT_ORIGINS.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        configured.to_vec()
-    };
+fn default_origins() -> Vec<String> {
+    DEFAULT_ORIGINS.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The browser origins that may call the server (`CORS_ORIGINS`, local dev
+/// origins by default), and among them those of the apps that sign in
+/// (`AUTH_ORIGINS`), the only ones given credentials. A widget's host site
+/// calls without credentials: an XSS there must not reach an admin's cookie.
+#[derive(Clone)]
+pub struct Origins {
+    browser: Vec<String>,
+    sign_in: Vec<String>,
+}
+
+impl Origins {
+    pub fn new(config: &Config) -> Self {
+        let browser = if config.cors_origins.is_empty() {
+            default_origins()
+        } else {
+            config.cors_origins.clone()
+        };
+        let sign_in = match (
+            config.auth_origins.is_empty(),
+            config.cors_origins.is_empty(),
+        ) {
+            (false, _) => config.auth_origins.clone(),
+            (true, true) => default_origins(),
+            (true, false) => Vec::new(),
+        };
+        Self { browser, sign_in }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        origin_allowed(origin, &self.browser) || self.allows_credentials(origin)
+    }
+
+    fn allows_credentials(&self, origin: &str) -> bool {
+        origin_allowed(origin, &self.sign_in)
+    }
+
+    /// Whether a request may use the cookies it carries: it comes from no
+    /// browser page (no `Origin`), from the server's own origin, or from an
+    /// app that signs in.
+    pub fn cookies_honoured(&self, headers: &HeaderMap) -> bool {
+        let Some(origin) = headers.get(header::ORIGIN) else {
+            return true;
+        };
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let same_origin = headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .zip(origin.split_once("://").map(|(_, authority)| authority))
+            .is_some_and(|(host, authority)| authority.eq_ignore_ascii_case(host));
+        same_origin || self.allows_credentials(origin)
+    }
+}
+
+/// CORS for the browser origins, with credentials for the sign-in apps only.
+pub fn cors(origins: &Origins) -> CorsLayer {
+    let allowed = origins.clone();
+    let credentialed = origins.clone();
     CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(
             move |origin: &HeaderValue, _: &Parts| {
-                origin
-                    .to_str()
-                    .is_ok_and(|origin| origin_allowed(origin, &patterns))
+                origin.to_str().is_ok_and(|origin| allowed.allows(origin))
             },
         ))
-        .allow_credentials(true)
+        .allow_credentials(AllowCredentials::predicate(
+            move |origin: &HeaderValue, _: &Parts| {
+                origin
+                    .to_str()
+                    .is_ok_and(|origin| credentialed.allows_credentials(origin))
+            },
+        ))
         .allow_methods([
             Method::GET,
             Method::POST,

@@ -22,7 +22,9 @@ use socketioxide_postgres::{PostgresAdapterConfig, PostgresAdapterCtr};
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
-use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use tower_http::{
+    catch_panic::CatchPanicLayer, timeout::RequestBodyDeadlineLayer, trace::TraceLayer,
+};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
@@ -91,7 +93,7 @@ impl Server {
         let startup = store::StartupLock::acquire(&config).await?;
         let db = store::connect(&config).await?;
         let secret = auth::load_signing_secret(&db, &config).await?;
-        auth::bootstrap_admin(&db, &config, &passwords).await?;
+        let first_password = auth::bootstrap_admin(&db, &config, &passwords).await?;
         startup.release().await;
         let cluster = Cluster::connect(&config).await?;
         cluster::nodes::register(&db, cluster.node(), !cluster.is_shared()).await?;
@@ -128,6 +130,8 @@ impl Server {
             ),
             passwords,
             login_limits: LoginLimits::new(&config),
+            origins: http::Origins::new(&config),
+            socket_limits: socket::AddressLimits::new(&config),
             admin_flags: AdminFlags::new(Duration::from_secs(config.admin_recheck_secs)),
             ai,
             db,
@@ -156,10 +160,22 @@ impl Server {
             }
         }
         let (router, io) = mount_sockets(router, &state).await?;
+        let router = router.layer(middleware::from_fn_with_state(
+            state.clone(),
+            socket::limit_handshakes,
+        ));
         state.hub.bind(io.clone());
 
         let addr = SocketAddr::new(state.config.host, state.config.port);
         let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+        if let (Some(password), Ok(addr)) = (first_password, listener.local_addr()) {
+            tracing::warn!(
+                email = %state.config.admin_email,
+                %password,
+                console = %page_url(addr, "/console"),
+                "created the admin with a random password (shown once; set ADMIN_PASSWORD to choose one); sign in at the console"
+            );
+        }
         let limits = net::Limits::new(&state.config, open_files);
         let router = router
             .layer(map_response(http::security_headers))
@@ -167,7 +183,10 @@ impl Server {
             .layer(CatchPanicLayer::custom(|_panic| -> Response {
                 AppError::Internal("a handler panicked".to_owned()).into_response()
             }))
-            .layer(http::cors(&state.config.cors_origins));
+            .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(
+                state.config.body_read_timeout_secs.max(1),
+            )))
+            .layer(http::cors(&state.origins));
         Ok(Self {
             listener,
             router,
@@ -200,7 +219,13 @@ impl Server {
             limits,
         } = self;
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "Switchboard listening");
+            // `addr` stays last: scripts and tests read the line's end.
+            tracing::info!(
+                console = %page_url(addr, "/console"),
+                docs = %page_url(addr, "/api/docs/"),
+                %addr,
+                "Switchboard listening"
+            );
         }
         let grace = state.config.shutdown_grace();
         let stop_accepting = CancellationToken::new();
@@ -514,12 +539,23 @@ async fn sweep_periodically(state: AppState) {
         state.api_limiter.retain_recent();
         state.ai_limiter.retain_recent();
         state.login_limits.retain_recent();
+        state.socket_limits.retain_recent();
         if state.config.metrics {
             metrics::upkeep();
         }
         if let Err(err) = resume::service::sweep(&state.db, ttl).await {
             tracing::warn!(%err, "sweeping resume sessions failed");
         }
+    }
+}
+
+/// A page's address for a person reading the log: a server bound to every
+/// interface is reached at `localhost`.
+fn page_url(addr: SocketAddr, path: &str) -> String {
+    if addr.ip().is_unspecified() {
+        format!("http://localhost:{}{path}", addr.port())
+    } else {
+        format!("http://{addr}{path}")
     }
 }
 

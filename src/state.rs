@@ -21,7 +21,8 @@ use crate::{
     auth::{AdminFlags, LoginLimits, Passwords, TokenKeys},
     cluster::Cluster,
     config::Config,
-    socket::Hub,
+    http::Origins,
+    socket::{AddressLimits, Hub},
 };
 
 /// Cheap to clone: one shared allocation.
@@ -35,6 +36,10 @@ pub struct Shared {
     pub passwords: Passwords,
     /// Sign-in attempts per address and per account.
     pub login_limits: LoginLimits,
+    /// The browser origins allowed, and those given credentials.
+    pub origins: Origins,
+    /// Socket.IO sessions and sockets per client address.
+    pub socket_limits: AddressLimits,
     /// Whether admins are still admins (read again every `ADMIN_RECHECK_SECS`).
     pub admin_flags: AdminFlags,
     pub ai: Providers,

@@ -123,7 +123,7 @@ async fn sign_ins_have_their_own_budget_per_address_and_per_account() {
         }
         statuses
     };
-    // One account: three attempts, then refused (with Retry-After).
+    // One account from one address: three attempts, then refused.
     assert_eq!(
         statuses(ADMIN_EMAIL, 4).await,
         [401, 401, 401, 429].map(|s| StatusCode::from_u16(s).unwrap())
@@ -133,11 +133,74 @@ async fn sign_ins_have_their_own_budget_per_address_and_per_account() {
     assert_eq!(others, [StatusCode::UNAUTHORIZED; 2]);
     let refused = app.login("third@test.local", "wrong password").await;
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(refused.headers().get("retry-after").is_some());
+    assert!(
+        refused.headers().get("retry-after").is_none(),
+        "no time that would pace an attack"
+    );
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "RATE_LIMITED");
     // The general budget is untouched.
     assert_eq!(app.get("/api/conversations").await.status(), StatusCode::OK);
+}
+
+/// A client whose connections come from `ip` (any 127.x address is this machine).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failures_from_other_addresses_never_lock_the_admin_out() {
+    let app = spawn_app_with(&[
+        "--rate-limit-max-requests",
+        "1000000",
+        "--login-rate-limit-per-account",
+        "3",
+    ])
+    .await;
+    let attack = |ip: [u8; 4]| {
+        let client = client_from(ip);
+        let url = app.url("/api/auth/login");
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                let response = client
+                    .post(&url)
+                    .json(&json!({ "email": ADMIN_EMAIL, "password": "a guess" }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.headers().get("retry-after").is_none());
+                statuses.push(response.status().as_u16());
+            }
+            statuses
+        }
+    };
+    let attackers = futures::future::join_all([
+        attack([127, 0, 0, 2]),
+        attack([127, 0, 0, 3]),
+        attack([127, 0, 0, 4]),
+    ])
+    .await;
+    for statuses in attackers {
+        assert_eq!(statuses, [401, 401, 401, 429], "each address's own budget");
+    }
+    let admin = client_from([127, 0, 0, 9]);
+    for _ in 0..2 {
+        let response = admin
+            .post(app.url("/api/auth/login"))
+            .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "nine failures from elsewhere do not refuse the owner"
+        );
+    }
 }
 
 #[tokio::test]
@@ -293,4 +356,109 @@ async fn feedback_with_objects_where_strings_were_described_is_accepted() {
         .map(|r| r.body["response_format"]["type"].clone())
         .collect();
     assert_eq!(asked, [json!("json_object"), json!("json_schema")]);
+}
+
+async fn refresh_from(
+    app: &TestApp,
+    origin: &str,
+    host: Option<&str>,
+    cookie: &str,
+) -> reqwest::Response {
+    let mut request = app
+        .http
+        .post(app.url("/api/auth/refresh"))
+        .header("origin", origin)
+        .header("cookie", format!("refreshToken={cookie}"));
+    if let Some(host) = host {
+        request = request.header("host", host);
+    }
+    request.json(&json!({})).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn only_sign_in_apps_get_credentials_a_widget_site_never_does() {
+    let app = spawn_app_with(&[
+        "--cors-origins",
+        "https://shop.example.com",
+        "--auth-origins",
+        "https://app.example.com",
+    ])
+    .await;
+    let preflight = async |origin: &str| {
+        app.http
+            .request(reqwest::Method::OPTIONS, app.url("/api/auth/refresh"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap()
+    };
+    let widget_site = preflight("https://shop.example.com").await;
+    assert_eq!(
+        widget_site.headers()["access-control-allow-origin"],
+        "https://shop.example.com",
+        "the widget's site may call"
+    );
+    assert!(
+        widget_site
+            .headers()
+            .get("access-control-allow-credentials")
+            .is_none(),
+        "but without credentials"
+    );
+    let sign_in_app = preflight("https://app.example.com").await;
+    assert_eq!(
+        sign_in_app.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    assert!(
+        preflight("http://localhost:5173")
+            .await
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "set origins replace the local defaults"
+    );
+
+    // A page on the widget's site (say, through an XSS there) posts to the
+    // refresh route with the admin's cookie riding along: nothing comes back.
+    let signed_in = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let mut cookie = refresh_cookie(&signed_in);
+    let stolen = refresh_from(&app, "https://shop.example.com", None, &cookie).await;
+    assert_eq!(stolen.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = stolen.json().await.unwrap();
+    assert!(body.get("accessToken").is_none());
+    let forged_null = refresh_from(&app, "null", None, &cookie).await;
+    assert_eq!(forged_null.status(), StatusCode::UNAUTHORIZED);
+
+    // The sign-in app, the server's own pages and clients without a page
+    // (no Origin) refresh with the cookie.
+    let from_app = refresh_from(&app, "https://app.example.com", None, &cookie).await;
+    assert_eq!(
+        from_app.status(),
+        StatusCode::OK,
+        "the cookie was not spent above"
+    );
+    cookie = refresh_cookie(&from_app);
+    let host = app.base_url.trim_start_matches("http://").to_owned();
+    let same_origin = refresh_from(&app, &app.base_url, Some(&host), &cookie).await;
+    assert_eq!(same_origin.status(), StatusCode::OK);
+    cookie = refresh_cookie(&same_origin);
+    assert_eq!(
+        refresh(&app, Some(&cookie), None).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn local_pages_sign_in_with_credentials_by_default() {
+    let app = spawn_app().await;
+    let signed_in = app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let cookie = refresh_cookie(&signed_in);
+    let response = refresh_from(&app, "http://localhost:5173", None, &cookie).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["access-control-allow-credentials"],
+        "true"
+    );
 }

@@ -322,3 +322,94 @@ async fn memory_of_closed_connections_goes_back_to_the_system() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_that_stalls_is_cut_off() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (server, _db, _mock) = server(&["--body-read-timeout-secs", "2"], None).await;
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"email\":",
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stalled.read_to_end(&mut answer))
+        .await
+        .expect("the server gives up on the body")
+        .ok();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "refused or closed: {answer}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15));
+    // Whole bodies still arrive.
+    let login = reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_sessions_count_against_the_address() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (server, _db, _mock) = server(&["--max-connections-per-ip", "8"], None).await;
+    // One kept-alive connection, many Engine.IO sessions: the connection cap
+    // alone saw one client.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let handshake = || {
+        client
+            .get(server.url("/socket.io/?EIO=4&transport=polling"))
+            .send()
+    };
+    let mut sessions = Vec::new();
+    for _ in 0..8 {
+        let response = handshake().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let open = response.text().await.unwrap();
+        let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+        sessions.push(open["sid"].as_str().unwrap().to_owned());
+    }
+    let refused = handshake().await.unwrap();
+    assert_eq!(refused.status(), 429, "the ninth session from one address");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "RATE_LIMITED");
+    // The sessions it has still work: one joins the namespace.
+    let sid = &sessions[0];
+    let url = server.url(&format!("/socket.io/?EIO=4&transport=polling&sid={sid}"));
+    assert_eq!(
+        client.post(&url).body("40").send().await.unwrap().status(),
+        200
+    );
+    let joined = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        joined
+            .split('\u{1e}')
+            .any(|packet| packet.starts_with("40{")),
+        "joined: {joined}"
+    );
+    // Another address is not held up by this one's.
+    let other = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 7]))
+        .build()
+        .unwrap();
+    let response = other
+        .get(format!(
+            "http://127.0.0.1:{}/socket.io/?EIO=4&transport=polling",
+            server.addr.port()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}

@@ -565,6 +565,15 @@ async fn chatkit_sessions_against_the_mock() {
     let user = request.body["user"].as_str().unwrap().to_owned();
     assert_eq!(request.body["workflow"], json!({ "id": "wf_test" }));
     assert_eq!(
+        request.body["chatkit_configuration"],
+        json!({ "file_upload": { "enabled": true, "max_files": 5, "max_file_size": 10 } }),
+        "the original backend's upload settings by default"
+    );
+    assert_eq!(
+        request.body["rate_limits"],
+        json!({ "max_requests_per_1_minute": 10 })
+    );
+    assert_eq!(
         cookie.split(';').next().unwrap(),
         format!("chatkit_session_id={user}")
     );
@@ -575,7 +584,10 @@ async fn chatkit_sessions_against_the_mock() {
         .http
         .post(app.url("/api/chatkit/session"))
         .header("cookie", &pair)
-        .json(&json!({ "agent_id": "a", "chatkit_configuration": { "file_upload": { "enabled": true } } }))
+        .json(&json!({ "agent_id": "a", "chatkit_configuration": {
+            "file_upload": { "enabled": true, "max_files": 500, "max_file_size": 1000 },
+            "history": { "enabled": false },
+        } }))
         .send()
         .await
         .unwrap();
@@ -584,9 +596,14 @@ async fn chatkit_sessions_against_the_mock() {
     let forwarded = app.mock.requests().last().unwrap().body.clone();
     assert_eq!(forwarded["user"], user);
     assert_eq!(
-        forwarded["chatkit_configuration"]["file_upload"]["enabled"],
-        true
+        forwarded["chatkit_configuration"],
+        json!({
+            "file_upload": { "enabled": true, "max_files": 5, "max_file_size": 10 },
+            "history": { "enabled": false },
+        }),
+        "the page's other keys pass, its upload limits do not"
     );
+    assert_eq!(forwarded["rate_limits"]["max_requests_per_1_minute"], 10);
 
     let missing = app
         .http
@@ -611,7 +628,17 @@ async fn chatkit_sessions_against_the_mock() {
         .unwrap();
     assert_eq!(refreshed.status(), StatusCode::OK);
     assert!(refreshed.json::<Value>().await.unwrap()["client_secret"].is_string());
-    assert_eq!(app.mock.requests().last().unwrap().body["user"], user);
+    let refresh_request = app.mock.requests().last().unwrap().body.clone();
+    assert_eq!(refresh_request["user"], user);
+    assert_eq!(
+        refresh_request["chatkit_configuration"]["file_upload"],
+        json!({ "enabled": true, "max_files": 5, "max_file_size": 10 }),
+        "a refresh creates the new session with the same configuration"
+    );
+    assert_eq!(
+        refresh_request["rate_limits"],
+        json!({ "max_requests_per_1_minute": 10 })
+    );
 
     let unconfigured = spawn_app().await;
     let response = unconfigured
@@ -629,6 +656,69 @@ async fn chatkit_sessions_against_the_mock() {
     let response = failing.post_json("/api/chatkit/session", &json!({})).await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert!(response.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test]
+async fn chatkit_session_configuration_follows_the_settings() {
+    let app = spawn_app_with(&[
+        "--chatkit-workflow-id",
+        "wf_test",
+        "--chatkit-max-files",
+        "2",
+        "--chatkit-max-file-size-mb",
+        "3",
+        "--chatkit-max-requests-per-minute",
+        "30",
+    ])
+    .await;
+    let created = app.post_json("/api/chatkit/session", &json!({})).await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let request = app.mock.requests().last().unwrap().body.clone();
+    assert_eq!(
+        request["chatkit_configuration"]["file_upload"],
+        json!({ "enabled": true, "max_files": 2, "max_file_size": 3 })
+    );
+    assert_eq!(request["rate_limits"]["max_requests_per_1_minute"], 30);
+
+    let off = spawn_app_with(&[
+        "--chatkit-workflow-id",
+        "wf_test",
+        "--chatkit-enable-uploads",
+        "false",
+    ])
+    .await;
+    for (path, body) in [
+        (
+            "/api/chatkit/session",
+            json!({ "chatkit_configuration": { "file_upload": { "enabled": true } } }),
+        ),
+        (
+            "/api/chatkit/refresh",
+            json!({ "current_client_secret": "ek_old" }),
+        ),
+    ] {
+        let response = off.post_json(path, &body).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let request = off.mock.requests().last().unwrap().body.clone();
+        assert_eq!(
+            request["chatkit_configuration"]["file_upload"],
+            json!({ "enabled": false }),
+            "{path}: switched off, and a page cannot switch it on"
+        );
+        assert_eq!(request["rate_limits"]["max_requests_per_1_minute"], 10);
+    }
+
+    for bad in [
+        ["--chatkit-max-files", "0"],
+        ["--chatkit-max-file-size-mb", "-1"],
+        ["--chatkit-max-requests-per-minute", "0"],
+        ["--chatkit-enable-uploads", "maybe"],
+    ] {
+        assert!(
+            switchboard::config::Config::from_args(bad).is_err(),
+            "{bad:?} is refused at start-up"
+        );
+    }
 }
 
 #[tokio::test]

@@ -377,3 +377,28 @@ async fn new_sqlite_files_get_the_configured_page_size() {
         assert!(switchboard::Config::from_args(args).is_err(), "{bad}");
     }
 }
+
+/// A newcomer copies the README's addresses: they name the port the server
+/// listens on by default.
+#[test]
+fn the_readmes_addresses_use_the_default_port() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let default_port = switchboard::config::Config::from_args::<_, &str>([])
+        .unwrap()
+        .port
+        .to_string();
+    let addresses = regex::Regex::new(r"https?://(?:localhost|127\.0\.0\.1):(\d+)").unwrap();
+    let ports: Vec<&str> = addresses
+        .captures_iter(&readme)
+        .map(|found| found.get(1).unwrap().as_str())
+        .collect();
+    assert!(
+        !ports.is_empty(),
+        "the README says where to point a browser"
+    );
+    assert!(
+        ports.iter().all(|port| *port == default_port),
+        "every local address uses port {default_port}: {ports:?}"
+    );
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 
@@ -34,23 +34,52 @@ async fn run_file(file: &Path) -> Result<(), String> {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_socket_io_client_compatibility() {
-    let dir = js_dir();
-    let filter = std::env::var("JS_TEST_FILTER").unwrap_or_default();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+async fn run(name: &str) {
+    let file = js_dir().join(name);
+    if let Err(report) = run_file(&file).await {
+        panic!("{}:\n{report}", file.display());
+    }
+}
+
+/// One test per file, so a failure names its file and files run in parallel.
+macro_rules! js_test_files {
+    ($($test:ident => $file:literal,)*) => {
+        const FILES: &[&str] = &[$($file),*];
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $test() {
+                run($file).await;
+            }
+        )*
+    };
+}
+
+js_test_files! {
+    assistant => "assistant.test.mjs",
+    assistant_owner => "assistant_owner.test.mjs",
+    asyncapi => "asyncapi.test.mjs",
+    attacks => "attacks.test.mjs",
+    bad_input => "bad_input.test.mjs",
+    connect_burst => "connect_burst.test.mjs",
+    livechat => "livechat.test.mjs",
+    livechat_legacy => "livechat_legacy.test.mjs",
+    livechat_order => "livechat_order.test.mjs",
+    resume => "resume.test.mjs",
+    transport => "transport.test.mjs",
+}
+
+#[test]
+fn every_js_test_file_has_its_test() {
+    let mut files: Vec<String> = std::fs::read_dir(js_dir())
         .expect("tests/js exists")
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.to_string_lossy().ends_with(".test.mjs"))
-        .filter(|path| path.to_string_lossy().contains(&filter))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".test.mjs"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no JS test files matched");
-    let mut failed = Vec::new();
-    for file in &files {
-        if let Err(report) = run_file(file).await {
-            failed.push(format!("{}:\n{report}", file.display()));
-        }
-    }
-    assert!(failed.is_empty(), "JS tests failed:\n{}", failed.join("\n"));
+    let mut listed: Vec<String> = FILES.iter().map(|file| (*file).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        files, listed,
+        "list each tests/js/*.test.mjs in js_test_files!"
+    );
 }

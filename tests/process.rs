@@ -58,9 +58,17 @@ async fn starts_without_configuration_and_exits_cleanly_on_sigterm() {
             break addr.trim().to_owned();
         }
     };
+    let console = format!("console=http://{addr}/console");
     assert!(
-        log.iter().any(|line| line.contains("random password")),
-        "the generated admin password is printed once: {log:?}"
+        log.iter()
+            .any(|line| line.contains("random password") && line.contains(&console)),
+        "the generated admin password is printed once, with where to use it: {log:?}"
+    );
+    let listening = log.last().unwrap();
+    assert!(
+        listening.contains(&console)
+            && listening.contains(&format!("docs=http://{addr}/api/docs/")),
+        "the start-up line names the console and the docs: {listening}"
     );
 
     let health: serde_json::Value = reqwest::get(format!("http://{addr}/api/health"))

@@ -2,9 +2,17 @@
 //! travels in an httpOnly cookie and in the body. Refresh and logout read the
 //! cookie first and the body only without one, as the Node original does: the
 //! coach client keeps its first body token forever while its cookie holds the
-//! rotated one, so a stale body token beside a cookie is ignored.
+//! rotated one, so a stale body token beside a cookie is ignored. A cookie
+//! sent by a page of another origin than the server's and the sign-in apps'
+//! (`AUTH_ORIGINS`) is not used: a widget's host site cannot refresh an
+//! admin's session through the admin's browser.
 
-use axum::{Json, body::Bytes, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -65,7 +73,7 @@ async fn register(
     jar: CookieJar,
     AppJson(body): AppJson<RegisterBody>,
 ) -> AppResult<(StatusCode, CookieJar, Json<LoginResponse>)> {
-    state.login_limits.spend(ip, None)?;
+    state.login_limits.spend(ip)?;
     let session =
         service::register(&state, &body.email, &body.name, &body.role, &body.password).await?;
     Ok((
@@ -90,8 +98,17 @@ async fn login(
     jar: CookieJar,
     AppJson(body): AppJson<LoginBody>,
 ) -> AppResult<(CookieJar, Json<LoginResponse>)> {
-    state.login_limits.spend(ip, Some(&body.email))?;
-    let session = service::login(&state, &body.email, &body.password).await?;
+    let wait = state.login_limits.admit(ip, &body.email)?;
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
+    }
+    let session = service::login(&state, &body.email, &body.password)
+        .await
+        .inspect_err(|err| {
+            if service::is_invalid_credentials(err) {
+                state.login_limits.failed(&body.email);
+            }
+        })?;
     Ok((with_cookie(&state, jar, &session), Json(session)))
 }
 
@@ -101,12 +118,20 @@ struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-/// The cookie's token when there is one, else the body's.
-fn presented_token(jar: &CookieJar, body: &[u8]) -> AppResult<Option<String>> {
+/// The cookie's token when there is one and the request's origin may use it
+/// (see [`crate::http::Origins::cookies_honoured`]), else the body's.
+fn presented_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    jar: &CookieJar,
+    body: &[u8],
+) -> AppResult<Option<String>> {
     let body: RefreshBody = optional_json(body)?;
-    Ok(jar
-        .get(REFRESH_COOKIE)
-        .map(|cookie| cookie.value().to_owned())
+    let cookie = Some(jar)
+        .filter(|_| state.origins.cookies_honoured(headers))
+        .and_then(|jar| jar.get(REFRESH_COOKIE))
+        .map(|cookie| cookie.value().to_owned());
+    Ok(cookie
         .filter(|token| !token.is_empty())
         .or_else(|| body.refresh_token.filter(|token| !token.is_empty())))
 }
@@ -128,13 +153,15 @@ struct Refreshed {
     responses((status = 200, body = Refreshed)))]
 async fn refresh(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
 ) -> AppResult<(CookieJar, Json<Refreshed>)> {
-    let token = presented_token(&jar, &body)?.ok_or_else(|| AppError::Unauthorized {
-        code: "INVALID_REFRESH_TOKEN",
-        message: "Refresh token required".to_owned(),
-    })?;
+    let token =
+        presented_token(&state, &headers, &jar, &body)?.ok_or_else(|| AppError::Unauthorized {
+            code: "INVALID_REFRESH_TOKEN",
+            message: "Refresh token required".to_owned(),
+        })?;
     let session = service::refresh(&state, &token).await?;
     let jar = with_cookie(&state, jar, &session);
     Ok((
@@ -159,10 +186,11 @@ struct LoggedOut {
     responses((status = 200, body = LoggedOut)))]
 async fn logout(
     State(state): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     body: Bytes,
 ) -> AppResult<(CookieJar, Json<LoggedOut>)> {
-    if let Some(token) = presented_token(&jar, &body)? {
+    if let Some(token) = presented_token(&state, &headers, &jar, &body)? {
         service::revoke(&state, &token).await?;
     }
     let jar = jar.remove(Cookie::build(REFRESH_COOKIE).path("/api/auth"));

@@ -83,12 +83,13 @@ impl AdminFlags {
 
 /// Makes sure the live-chat admin exists. With `ADMIN_PASSWORD` the account is
 /// created or its password set to it; without, an admin is created only when
-/// there is none, with a random password printed once.
+/// there is none, with a random password, returned to be printed once (when
+/// the server knows where it listens).
 pub async fn bootstrap_admin(
     db: &DatabaseConnection,
     config: &Config,
     passwords: &Passwords,
-) -> AppResult<()> {
+) -> AppResult<Option<String>> {
     let email = config.admin_email.trim().to_lowercase();
     let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
@@ -123,14 +124,11 @@ pub async fn bootstrap_admin(
                 let password = random_token(20);
                 let hash = passwords.hash(password.clone()).await?;
                 create_user(db, &email, "Admin", "Administrator", hash, true).await?;
-                tracing::warn!(
-                    %email, %password,
-                    "created the admin with a random password (shown once; set ADMIN_PASSWORD to choose one)"
-                );
+                return Ok(Some(password));
             }
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Stores a user whose password is already hashed.
@@ -232,11 +230,18 @@ pub async fn issue_session(
     })
 }
 
+const INVALID_CREDENTIALS: &str = "INVALID_CREDENTIALS";
+
 fn invalid_credentials() -> AppError {
     AppError::Unauthorized {
-        code: "INVALID_CREDENTIALS",
+        code: INVALID_CREDENTIALS,
         message: "Invalid email or password".to_owned(),
     }
+}
+
+/// Whether a sign-in failed on its email or password (not on the database).
+pub fn is_invalid_credentials(err: &AppError) -> bool {
+    matches!(err, AppError::Unauthorized { code, .. } if *code == INVALID_CREDENTIALS)
 }
 
 pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<LoginResponse> {

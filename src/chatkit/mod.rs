@@ -1,6 +1,12 @@
 //! OpenAI ChatKit session issuing (SPEC §8): `POST /api/chatkit/session` and
 //! `POST /api/chatkit/refresh`. No Bearer token: the user is the
 //! `chatkit_session_id` cookie (`user_<uuid>`), set once and reused.
+//!
+//! Every session, a refreshed one too, is created with the operator's file
+//! uploads and per-minute request limit (`CHATKIT_*`, the original backend's
+//! settings and defaults). Those two always win over what a page sends: a
+//! visitor must not raise their own limits. The page's other configuration
+//! keys (history, thread titling, …) pass through unchanged.
 
 use axum::{Json, body::Bytes, extract::State};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -11,6 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     ai::AiError,
+    config::ChatkitSessionConfig,
     error::{AppError, AppResult},
     http::optional_json,
     state::AppState,
@@ -57,13 +64,24 @@ struct SessionBody {
 }
 
 impl SessionBody {
-    /// The client's ChatKit configuration, passed on to OpenAI as it is.
-    fn configuration(&self) -> AppResult<Option<Value>> {
-        match &self.chatkit_configuration {
-            None | Some(Value::Null) => Ok(None),
-            Some(value @ Value::Object(_)) => Ok(Some(value.clone())),
-            Some(_) => Err(AppError::invalid("chatkit_configuration must be an object")),
-        }
+    /// The page's ChatKit configuration with the operator's `file_upload`
+    /// laid over it.
+    fn configuration(&self, settings: &ChatkitSessionConfig) -> AppResult<Value> {
+        let mut configuration = match &self.chatkit_configuration {
+            None | Some(Value::Null) => json!({}),
+            Some(value @ Value::Object(_)) => value.clone(),
+            Some(_) => return Err(AppError::invalid("chatkit_configuration must be an object")),
+        };
+        configuration["file_upload"] = if settings.uploads_enabled {
+            json!({
+                "enabled": true,
+                "max_files": settings.max_files,
+                "max_file_size": settings.max_file_size_mb,
+            })
+        } else {
+            json!({ "enabled": false })
+        };
+        Ok(configuration)
     }
 }
 
@@ -79,11 +97,7 @@ struct ChatkitSession {
 }
 
 /// Creates a ChatKit session for `user` upstream.
-async fn issue(
-    state: &AppState,
-    user: &str,
-    configuration: Option<Value>,
-) -> AppResult<ChatkitSession> {
+async fn issue(state: &AppState, user: &str, configuration: Value) -> AppResult<ChatkitSession> {
     let (Some(workflow), Some(key)) = (
         &state.config.chatkit_workflow_id,
         &state.config.openai_api_key,
@@ -94,10 +108,14 @@ async fn issue(
                 .to_owned(),
         });
     };
-    let mut request = json!({ "user": user, "workflow": { "id": workflow } });
-    if let Some(configuration) = configuration {
-        request["chatkit_configuration"] = configuration;
-    }
+    let request = json!({
+        "user": user,
+        "workflow": { "id": workflow },
+        "chatkit_configuration": configuration,
+        "rate_limits": {
+            "max_requests_per_1_minute": state.config.chatkit_session.max_requests_per_minute,
+        },
+    });
     let base = state
         .config
         .openai_base_url
@@ -148,7 +166,8 @@ async fn create_session(
 ) -> AppResult<(CookieJar, Json<ChatkitSession>)> {
     let body: SessionBody = optional_json(&body)?;
     let (user, jar) = user_of(&state, jar);
-    let session = issue(&state, &user, body.configuration()?).await?;
+    let configuration = body.configuration(&state.config.chatkit_session)?;
+    let session = issue(&state, &user, configuration).await?;
     Ok((jar, Json(session)))
 }
 
@@ -172,6 +191,7 @@ async fn refresh_session(
         ));
     }
     let (user, jar) = user_of(&state, jar);
-    let session = issue(&state, &user, body.configuration()?).await?;
+    let configuration = body.configuration(&state.config.chatkit_session)?;
+    let session = issue(&state, &user, configuration).await?;
     Ok((jar, Json(session)))
 }

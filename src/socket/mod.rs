@@ -13,6 +13,7 @@
 mod client;
 mod events;
 mod hub;
+mod limits;
 mod rooms;
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
@@ -39,6 +40,7 @@ pub use events::{
     PayloadSchema, Reporter, Schemas, SocketContext, SocketSession, parse_payload,
 };
 pub use hub::{Broadcast, Hub, Io};
+pub use limits::{AddressLimits, limit_handshakes};
 pub use rooms::{Room, RoomKind};
 
 use crate::{
@@ -126,6 +128,8 @@ where
         let state = handshake_state.clone();
         let table = handshake_table.clone();
         async move {
+            let slot = state.socket_limits.join(socket.req_parts())?;
+            socket.extensions.insert(slot.map(Arc::new));
             let auth = auth.ok();
             let identity = auth::identify_socket(&state.tokens, auth.as_ref());
             let session = Arc::new(SocketSession::new(&state.config, identity));
@@ -153,7 +157,7 @@ where
                     });
                 }
             });
-            Ok::<(), Infallible>(())
+            Ok::<(), limits::TooManySockets>(())
         }
     };
     let connect_state = state.clone();

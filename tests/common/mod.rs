@@ -485,7 +485,12 @@ pub fn js_dir() -> std::path::PathBuf {
         node.is_ok_and(|out| out.status.success()),
         "Node.js is required for the socket.io-client tests (node >= 20 on PATH)"
     );
-    // Installed when missing, or older than the lockfile (a dependency was added).
+    // Installed when missing, or older than the lockfile (a dependency was
+    // added); once, while tests running in parallel wait.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _installing = INSTALL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let modified = |path: &std::path::Path| path.metadata().and_then(|m| m.modified()).ok();
     let installed = modified(&dir.join("node_modules/.package-lock.json"));
     if installed.is_none() || installed < modified(&dir.join("package-lock.json")) {

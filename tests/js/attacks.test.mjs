@@ -100,10 +100,11 @@ test('an admin socket whose token expires is told, demoted, and hears nothing mo
   const sessionId = newSessionId();
   try {
     const first = nextEvent(admin, 'user-message');
+    const expiry = nextEvent(admin, 'chat-error', 6_000);
     widget.emit('user-message', { sessionId, message: 'before expiry' });
     assert.equal((await first).message, 'before expiry');
 
-    const expired = await nextEvent(admin, 'chat-error', 6_000);
+    const expired = await expiry;
     assert.equal(expired.code, 'TOKEN_EXPIRED');
     const seen = eavesdrop(admin);
     widget.emit('user-message', { sessionId, message: 'after expiry' });

@@ -61,6 +61,15 @@ export async function waitFor(predicate, ms = 5_000, what = 'condition') {
   }
 }
 
+/** Waits until the async `predicate()` resolves true, asking again every 20 ms. */
+export async function waitForAsync(predicate, ms = 5_000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** Resolves when `ms` passed; for asserting that nothing arrives. */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { connect, nextEvent, collect, waitFor, sleep, login, api, signJwt } from './helpers.mjs';
+import { connect, nextEvent, collect, waitFor, waitForAsync, sleep, login, api, signJwt } from './helpers.mjs';
 
 const newSessionId = () => `session_${randomUUID()}`;
 
@@ -86,11 +86,13 @@ test('admin journey: login, user-message, admin-reply, typing both ways, read ma
   const widget = await connect();
   try {
     widget.emit('user-connected', { sessionId });
+    // Both can arrive in one long-polling payload: listen for both first.
     const incoming = nextEvent(admin, 'user-message');
+    const aiReply = nextEvent(admin, 'ai-reply');
     widget.emit('user-message', { sessionId, message: 'hello support' });
     const row = await incoming;
     assertRow(row, sessionId, 'user', 'hello support');
-    await nextEvent(admin, 'ai-reply');
+    await aiReply;
 
     const typingAtAdmin = nextEvent(admin, 'user-typing');
     widget.emit('user-typing', { sessionId, isTyping: true });
@@ -150,9 +152,14 @@ test('hand-off on "I would like to talk to a human agent": no AI again until rel
     // admin-release over the socket works the same way.
     widget.emit('user-message', { sessionId, message: 'real person please' });
     await waitFor(() => aiReplies.length === 3, 3_000, 'second hand-off notice');
-    const list = nextEvent(admin, 'chat-list-update');
+    // The hand-off's own chat-list-update may still be on its way: wait for
+    // the release itself, not for the next update.
     admin.emit('admin-release', { sessionId });
-    await list;
+    await waitForAsync(
+      async () => (await api(`/api/chats/${sessionId}`, { token })).body.handedOffToAdmin === false,
+      5_000,
+      'admin-release applied',
+    );
     widget.emit('user-message', { sessionId, message: 'bot again' });
     await waitFor(() => aiReplies.length === 4, 3_000, 'AI answers after admin-release');
   } finally {

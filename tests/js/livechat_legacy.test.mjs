@@ -17,11 +17,12 @@ test('a token-less dashboard receives admin-bound events and may reply', async (
     widget.emit('user-connected', { sessionId });
     const incoming = nextEvent(dashboard, 'user-message');
     const typing = nextEvent(dashboard, 'user-typing');
+    const listUpdate = nextEvent(dashboard, 'chat-list-update');
     widget.emit('user-message', { sessionId, message: 'hello from the widget' });
     widget.emit('user-typing', { sessionId, isTyping: true });
     assert.equal((await incoming).message, 'hello from the widget');
     assert.deepEqual(await typing, { sessionId, isTyping: true });
-    await nextEvent(dashboard, 'chat-list-update');
+    await listUpdate;
 
     const handoff = nextEvent(dashboard, 'handoff-requested');
     widget.emit('user-message', { sessionId, message: 'I would like to talk to a human agent' });
