@@ -240,6 +240,18 @@ fn switchboard_args(database_url: &str, current: bool) -> Vec<String> {
             "1000000",
             "--login-rate-limit-per-ip",
             "1000000",
+            "--ai-max-concurrent",
+            "1000000",
+            "--ai-anon-requests-per-minute",
+            "1000000",
+            "--ai-anon-requests-per-minute-per-ip",
+            "1000000",
+            "--ai-anon-tokens-per-day",
+            "1000000000000",
+            "--ai-anon-tokens-per-day-per-ip",
+            "1000000000000",
+            "--ai-anon-tokens-per-day-total",
+            "1000000000000",
         ] {
             args.push(arg.to_owned());
         }

@@ -60,6 +60,8 @@ async fn measure(
         "100000",
         "--socket-event-burst",
         "100000",
+        "--ai-anon-requests-per-minute-per-ip",
+        "100000",
     ])
     .map_err(|e| e.to_string())?;
     let server = Server::build(config).await.map_err(|e| e.to_string())?;

@@ -229,6 +229,28 @@ pub struct Config {
     /// AI requests (`/api/gemini/*`) a user may make per minute.
     #[arg(long, env = "AI_RATE_LIMIT_PER_MINUTE", default_value_t = 20)]
     pub ai_rate_limit_per_minute: u32,
+    /// AI calls in progress at once, for everyone together; more are refused.
+    #[arg(long, env = "AI_MAX_CONCURRENT", default_value_t = 64)]
+    pub ai_max_concurrent: usize,
+    /// AI requests an anonymous socket, live-chat session or client key may make per minute.
+    #[arg(long, env = "AI_ANON_REQUESTS_PER_MINUTE", default_value_t = 10)]
+    pub ai_anon_requests_per_minute: u32,
+    /// AI requests the anonymous callers of one client address may make per minute.
+    #[arg(long, env = "AI_ANON_REQUESTS_PER_MINUTE_PER_IP", default_value_t = 20)]
+    pub ai_anon_requests_per_minute_per_ip: u32,
+    /// AI tokens an anonymous socket, live-chat session or client key may spend per UTC day.
+    #[arg(long, env = "AI_ANON_TOKENS_PER_DAY", default_value_t = 20_000)]
+    pub ai_anon_tokens_per_day: u64,
+    /// AI tokens the anonymous callers of one client address may spend per UTC day.
+    #[arg(long, env = "AI_ANON_TOKENS_PER_DAY_PER_IP", default_value_t = 100_000)]
+    pub ai_anon_tokens_per_day_per_ip: u64,
+    /// AI tokens all anonymous callers together may spend per UTC day (on this node).
+    #[arg(
+        long,
+        env = "AI_ANON_TOKENS_PER_DAY_TOTAL",
+        default_value_t = 2_000_000
+    )]
+    pub ai_anon_tokens_per_day_total: u64,
     /// Seconds a resume session is kept after its socket left.
     #[arg(long, env = "RESUME_STATE_TTL_SECS", default_value_t = 600)]
     pub resume_state_ttl_secs: u64,

@@ -52,10 +52,13 @@ pub enum AppError {
         message: String,
         retry_after: Duration,
     },
-    /// A daily quota is spent until `reset_at` (429, with `resetAt` in the body).
+    /// A daily quota is spent until `reset_at` (429, with `resetAt` in the
+    /// body); `code` is `RATE_LIMITED` where clients already knew it so (the
+    /// coach's quota), else `QUOTA_EXCEEDED`.
     #[error("Daily token quota used up; it resets at {}", reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))]
     QuotaExceeded {
         reset_at: chrono::DateTime<chrono::Utc>,
+        code: &'static str,
     },
     /// A feature needs configuration that is missing, or the server is busy (503).
     #[error("{message}")]
@@ -94,12 +97,12 @@ pub fn database_unreachable(err: &DbErr) -> bool {
     }
 }
 
-/// What a socket flow puts in its error event.
 /// A failure as socket flows send it in their error events.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SocketError {
     /// What clients switch on. Any flow: `INVALID_PAYLOAD`, `INVALID_REQUEST`,
-    /// `RATE_LIMITED`, `PAYLOAD_TOO_LARGE`, `FORBIDDEN`, `UNAUTHORIZED`,
+    /// `RATE_LIMITED`, `QUOTA_EXCEEDED` (an anonymous caller's AI tokens of
+    /// the day are spent), `PAYLOAD_TOO_LARGE`, `FORBIDDEN`, `UNAUTHORIZED`,
     /// `TOKEN_EXPIRED`, `FLOW_DISABLED`, `SERVER_BUSY`, `DATABASE_UNAVAILABLE`,
     /// `AI_PROVIDER_ERROR`, `INTERNAL_ERROR`. Live chat: `INVALID_SESSION_ID`,
     /// `EMPTY_MESSAGE`, `MESSAGE_TOO_LONG`, `SESSION_NOT_FOUND`. Assistant:
@@ -171,7 +174,8 @@ impl AppError {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => "RATE_LIMITED",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::QuotaExceeded { code, .. } => code,
             Self::FlowDisabled(_) => "FLOW_DISABLED",
             Self::Ai(_) => "AI_PROVIDER_ERROR",
             Self::Database(_) if self.database_unreachable() => "DATABASE_UNAVAILABLE",
@@ -253,13 +257,13 @@ impl IntoResponse for AppError {
             message: &message,
             code: self.code(),
             reset_at: match &self {
-                Self::QuotaExceeded { reset_at } => Some(*reset_at),
+                Self::QuotaExceeded { reset_at, .. } => Some(*reset_at),
                 _ => None,
             },
         };
         let retry_after = match &self {
             Self::RateLimited { retry_after, .. } if !retry_after.is_zero() => Some(*retry_after),
-            Self::QuotaExceeded { reset_at } => Some(
+            Self::QuotaExceeded { reset_at, .. } => Some(
                 (*reset_at - chrono::Utc::now())
                     .to_std()
                     .unwrap_or_default(),

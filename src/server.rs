@@ -28,7 +28,7 @@ use tower_http::{
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    ai::{AiError, Providers},
+    ai::{AiBudget, AiError, Providers},
     assistant::{self, ActiveStreams},
     asyncapi,
     auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
@@ -132,6 +132,7 @@ impl Server {
             login_limits: LoginLimits::new(&config),
             origins: http::Origins::new(&config),
             socket_limits: socket::AddressLimits::new(&config),
+            ai_budget: AiBudget::new(&config),
             admin_flags: AdminFlags::new(Duration::from_secs(config.admin_recheck_secs)),
             ai,
             db,
@@ -540,6 +541,7 @@ async fn sweep_periodically(state: AppState) {
         state.ai_limiter.retain_recent();
         state.login_limits.retain_recent();
         state.socket_limits.retain_recent();
+        state.ai_budget.retain_recent();
         if state.config.metrics {
             metrics::upkeep();
         }

@@ -17,7 +17,7 @@ use sea_orm::DatabaseConnection;
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    ai::Providers,
+    ai::{AiBudget, Providers},
     auth::{AdminFlags, LoginLimits, Passwords, TokenKeys},
     cluster::Cluster,
     config::Config,
@@ -43,6 +43,8 @@ pub struct Shared {
     /// Whether admins are still admins (read again every `ADMIN_RECHECK_SECS`).
     pub admin_flags: AdminFlags,
     pub ai: Providers,
+    /// What AI calls may cost, and who pays.
+    pub ai_budget: AiBudget,
     /// Sends events to rooms from services, routes and background tasks.
     pub hub: Hub,
     /// This node among the others: its id, the backplane, signals.

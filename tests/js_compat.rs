@@ -56,6 +56,7 @@ macro_rules! js_test_files {
 
 js_test_files! {
     assistant => "assistant.test.mjs",
+    assistant_open_scope => "assistant_open_scope.test.mjs",
     assistant_owner => "assistant_owner.test.mjs",
     asyncapi => "asyncapi.test.mjs",
     attacks => "attacks.test.mjs",

@@ -5,6 +5,7 @@
 //! then token usage). Dropping the stream cancels the generation: the OpenAI
 //! provider closes its upstream HTTP connection at once.
 
+mod budget;
 mod demo;
 mod metered;
 mod openai;
@@ -15,6 +16,7 @@ use futures::{Stream, StreamExt};
 use serde::Serialize;
 
 use crate::config::Config;
+pub use budget::{AiBudget, AiPermit, BudgetKey, Payer};
 pub use demo::DemoModel;
 use metered::Metered;
 pub use openai::OpenAiCompatibleModel;
@@ -169,18 +171,23 @@ pub trait ChatModel: Send + Sync + fmt::Debug {
 
     /// The whole answer at once.
     async fn complete(&self, request: ChatRequest) -> Result<Completion, AiError> {
-        let mut stream = self.stream(request.clone()).await?;
-        let mut text = String::new();
-        let mut usage = None;
-        while let Some(item) = stream.next().await {
-            match item? {
-                StreamItem::Delta(delta) => text.push_str(&delta),
-                StreamItem::Usage(reported) => usage = Some(reported),
-            }
-        }
-        let usage = usage.unwrap_or_else(|| TokenUsage::estimate(&request, &text));
-        Ok(Completion { text, usage })
+        let stream = self.stream(request.clone()).await?;
+        collect(stream, &request).await
     }
+}
+
+/// The whole answer of `request` from its stream.
+async fn collect(mut stream: DeltaStream, request: &ChatRequest) -> Result<Completion, AiError> {
+    let mut text = String::new();
+    let mut usage = None;
+    while let Some(item) = stream.next().await {
+        match item? {
+            StreamItem::Delta(delta) => text.push_str(&delta),
+            StreamItem::Usage(reported) => usage = Some(reported),
+        }
+    }
+    let usage = usage.unwrap_or_else(|| TokenUsage::estimate(request, &text));
+    Ok(Completion { text, usage })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]

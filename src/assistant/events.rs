@@ -158,10 +158,15 @@ fn stream_request(config: &Config, payload: StreamChat) -> AppResult<StreamReque
 async fn stream_chat(cx: EventContext, payload: StreamChat) -> AppResult<()> {
     let asked = stream_request(&cx.state.config, payload)?;
     let state = &cx.state;
+    let access = access(&cx);
+    // Refused before anything is stored: a refused question leaves no trace.
+    let permit = state
+        .ai_budget
+        .admit(&cx.payer(access.owner().map(Owner::budget_key)))?;
     let message = asked.message.as_str();
     let conversation = service::conversation_for(
         &state.db,
-        &access(&cx),
+        &access,
         asked.conversation_id.as_deref(),
         message,
     )
@@ -207,6 +212,7 @@ async fn stream_chat(cx: EventContext, payload: StreamChat) -> AppResult<()> {
             conversation_id: conversation.id,
             message_id: reply.id,
             request,
+            permit,
             coalesce,
         },
     );

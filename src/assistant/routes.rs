@@ -3,18 +3,19 @@
 
 use axum::{
     Json,
-    extract::{FromRequestParts, Path, State},
-    http::{StatusCode, request::Parts},
+    extract::{FromRequestParts, Path, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, HeaderValue, StatusCode, request::Parts},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::service::{self, Access, ConversationView, MessageView, Owner};
 use crate::{
+    ai::{BudgetKey, Payer},
     auth::optional_user,
     error::{AppError, AppResult},
-    http::AppJson,
+    http::{AppJson, client_ip, peer_ip},
     state::AppState,
 };
 
@@ -55,17 +56,66 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The caller's conversations, each with only its last message.
+/// Who pays for an answer: the signed-in user, else the client's address and
+/// its client key.
+struct ChatPayer(Payer);
+
+impl FromRequestParts<AppState> for ChatPayer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        if let Some(user) = optional_user(parts, state)? {
+            return Ok(Self(Payer::User(user.id)));
+        }
+        let Caller(access) = Caller::from_request_parts(parts, state).await?;
+        let address = client_ip(
+            peer_ip(parts),
+            &parts.headers,
+            &state.config.trusted_proxies,
+        );
+        let keys = std::iter::once(BudgetKey::Address(address))
+            .chain(access.owner().map(Owner::budget_key))
+            .collect();
+        Ok(Self(Payer::Anonymous(keys)))
+    }
+}
+
+/// A page of the list; the body stays a bare array, as unchanged frontends
+/// read it, so the next page's cursor travels in [`NEXT_CURSOR_HEADER`].
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    /// Conversations on the page, 1 to 500 (default 100).
+    limit: Option<u32>,
+    /// The id of the last conversation of the previous page.
+    before: Option<String>,
+}
+
+const NEXT_CURSOR_HEADER: &str = "x-next-cursor";
+
+/// The caller's conversations, newest first, each with only its last message;
+/// `X-Next-Cursor` names the `before` of the next page when there is one.
 #[utoipa::path(get, path = "/api/conversations", tag = TAG,
     security((), ("bearer" = []), ("clientKey" = [])),
-    responses((status = 200, body = Vec<ConversationView>)))]
+    params(ListQuery),
+    responses((status = 200, body = Vec<ConversationView>,
+        headers(("x-next-cursor" = String, description = "the next page's `before`, when there is one")))))]
 async fn list(
     State(state): State<AppState>,
     Caller(access): Caller,
-) -> AppResult<Json<Vec<ConversationView>>> {
-    service::list_conversations(&state.db, &access)
-        .await
-        .map(Json)
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> AppResult<(HeaderMap, Json<Vec<ConversationView>>)> {
+    let Query(query) = query?;
+    let page = service::ListPage {
+        limit: query.limit,
+        before: query.before,
+    };
+    let (conversations, next) = service::list_conversations(&state.db, &access, &page).await?;
+    let mut headers = HeaderMap::new();
+    if let Some(next) = next.and_then(|next| HeaderValue::from_str(&next).ok()) {
+        headers.insert(NEXT_CURSOR_HEADER, next);
+    }
+    Ok((headers, Json(conversations)))
 }
 
 /// A conversation with all its messages.
@@ -154,11 +204,13 @@ struct ChatAnswer {
 async fn chat(
     State(state): State<AppState>,
     Caller(access): Caller,
+    ChatPayer(payer): ChatPayer,
     AppJson(body): AppJson<Chat>,
 ) -> AppResult<Json<ChatAnswer>> {
     let (message, conversation) = service::answer(
         &state,
         &access,
+        &payer,
         body.conversation_id.as_deref(),
         &body.message,
     )

@@ -16,7 +16,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::{
-    ai::{ChatMessage, ChatRequest, Role},
+    ai::{BudgetKey, ChatMessage, ChatRequest, Payer, Role},
     auth::sha256_hex,
     cluster::{NodeId, nodes},
     config::{Config, ConversationScope},
@@ -50,23 +50,49 @@ impl Owner {
         }
         Ok(Self(format!("key:{}", sha256_hex(key))))
     }
+
+    /// The AI budget an anonymous owner spends.
+    pub fn budget_key(&self) -> BudgetKey {
+        BudgetKey::ClientKey(self.0.clone())
+    }
 }
 
-/// What a caller may see of the conversations.
+/// What a caller may see of the conversations. A conversation created with a
+/// token or client key belongs to it in either scope; in `open` scope the
+/// keyless ones (what unchanged frontends create) are open to every keyless
+/// caller, in `owner` scope there are none.
 #[derive(Debug, Clone)]
 pub struct Access {
     scope: ConversationScope,
     owner: Option<Owner>,
+    /// The server itself sees everything.
+    everything: bool,
 }
 
 impl Access {
     pub fn new(scope: ConversationScope, owner: Option<Owner>) -> Self {
-        Self { scope, owner }
+        Self {
+            scope,
+            owner,
+            everything: false,
+        }
+    }
+
+    pub fn owner(&self) -> Option<&Owner> {
+        self.owner.as_ref()
     }
 
     /// The server itself (a stream reporting its conversation).
     pub fn server() -> Self {
-        Self::new(ConversationScope::Open, None)
+        Self {
+            everything: true,
+            ..Self::new(ConversationScope::Open, None)
+        }
+    }
+
+    /// The owner a conversation of this caller's has: its own, or none.
+    fn owner_column(&self) -> Option<&str> {
+        self.owner.as_ref().map(|owner| owner.0.as_str())
     }
 
     /// In `owner` scope a caller must say who it is.
@@ -83,11 +109,12 @@ impl Access {
 
     /// Whether the caller may see `row`; another's conversation is not found.
     fn check(&self, row: conversation::Model) -> AppResult<conversation::Model> {
-        if self.scope == ConversationScope::Owner {
-            self.require_identity()?;
-            if row.owner.as_deref() != self.owner.as_ref().map(|o| o.0.as_str()) {
-                return Err(not_found());
-            }
+        if self.everything {
+            return Ok(row);
+        }
+        self.require_identity()?;
+        if row.owner.as_deref() != self.owner_column() {
+            return Err(not_found());
         }
         Ok(row)
     }
@@ -265,14 +292,18 @@ pub async fn find_conversation(
     access.check(row)
 }
 
-/// Whether the caller may follow the conversation's room: always in `open`
-/// scope (rooms of unknown ids stay empty), only its own in `owner` scope.
+/// Whether the caller may follow the conversation's room: one it may see, or
+/// in `open` scope one that does not exist (yet: its room stays empty).
 pub async fn may_follow(db: &DatabaseConnection, access: &Access, id: &str) -> AppResult<()> {
     validate_conversation_id(id)?;
-    if access.scope == ConversationScope::Open {
-        return Ok(());
+    let row = conversation::Entity::find_by_id(id.to_owned())
+        .one(db)
+        .await?;
+    match row {
+        Some(row) => access.check(row).map(|_| ()),
+        None if access.scope == ConversationScope::Open => Ok(()),
+        None => Err(not_found()),
     }
-    find_conversation(db, access, id).await.map(|_| ())
 }
 
 pub async fn rename_conversation(
@@ -337,16 +368,57 @@ pub async fn get_conversation(
 
 /// Conversations the caller may see, most recently updated first, each with
 /// only its last message.
+/// A page of the conversation list: at most `limit`, the newest first, those
+/// after `before` (a conversation id the previous page ended with).
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub limit: Option<u32>,
+    pub before: Option<String>,
+}
+
+/// Conversations a page lists unless asked for fewer; more are refused.
+pub const DEFAULT_LIST_LIMIT: u64 = 100;
+pub const MAX_LIST_LIMIT: u64 = 500;
+
+/// The caller's conversations on `page`, and the cursor of the next page when
+/// there is one.
 pub async fn list_conversations(
     db: &DatabaseConnection,
     access: &Access,
-) -> AppResult<Vec<ConversationView>> {
+    page: &ListPage,
+) -> AppResult<(Vec<ConversationView>, Option<String>)> {
     access.require_identity()?;
-    let mut query = conversation::Entity::find().order_by_desc(conversation::Column::UpdatedAt);
-    if let (ConversationScope::Owner, Some(owner)) = (access.scope, &access.owner) {
-        query = query.filter(conversation::Column::Owner.eq(owner.0.as_str()));
+    let limit = page.limit.map_or(DEFAULT_LIST_LIMIT, u64::from);
+    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
+        return Err(invalid(format!("limit must be 1 to {MAX_LIST_LIMIT}")));
     }
-    let rows = query.all(db).await?;
+    let mut query = conversation::Entity::find()
+        .filter(match access.owner_column() {
+            Some(owner) => conversation::Column::Owner.eq(owner),
+            None => conversation::Column::Owner.is_null(),
+        })
+        .order_by_desc(conversation::Column::UpdatedAt)
+        .order_by_desc(conversation::Column::Id);
+    if let Some(before) = &page.before {
+        let cursor = find_conversation(db, access, before)
+            .await
+            .map_err(|_| invalid("before must name a conversation of the list"))?;
+        query = query.filter(
+            Condition::any()
+                .add(conversation::Column::UpdatedAt.lt(cursor.updated_at))
+                .add(
+                    Condition::all()
+                        .add(conversation::Column::UpdatedAt.eq(cursor.updated_at))
+                        .add(conversation::Column::Id.lt(cursor.id)),
+                ),
+        );
+    }
+    let mut rows = query.limit(limit + 1).all(db).await?;
+    let next = (rows.len() as u64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|row| row.id.clone())
+    });
+    let next = next.flatten();
     let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let mut last: std::collections::HashMap<String, MessageView> =
         crate::store::newest_per_group::<assistant_message::Entity>(
@@ -359,13 +431,14 @@ pub async fn list_conversations(
         .into_iter()
         .map(|row| (row.conversation_id.clone(), MessageView::from(row)))
         .collect();
-    Ok(rows
+    let views = rows
         .into_iter()
         .map(|row| {
             let messages = last.remove(&row.id).into_iter().collect();
             ConversationView::new(row, messages)
         })
-        .collect())
+        .collect();
+    Ok((views, next))
 }
 
 /// Stores a message and marks the conversation updated.
@@ -497,10 +570,12 @@ pub async fn conversation_for(
 pub async fn answer(
     state: &AppState,
     access: &Access,
+    payer: &Payer,
     conversation_id: Option<&str>,
     message: &str,
 ) -> AppResult<(MessageView, ConversationView)> {
     let message = validate_message(&state.config, message)?;
+    let permit = state.ai_budget.admit(payer)?;
     let message = message.as_str();
     let conversation = conversation_for(&state.db, access, conversation_id, message).await?;
     add_message(
@@ -512,7 +587,9 @@ pub async fn answer(
     )
     .await?;
     let request = request_for(state, &conversation.id, None).await?;
-    let completion = state.ai.default_model().complete(request).await?;
+    let completion = permit
+        .complete(state.ai.default_model().as_ref(), request)
+        .await?;
     let reply = add_message(
         &state.db,
         &conversation.id,

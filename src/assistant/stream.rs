@@ -24,7 +24,7 @@ use super::{
     service::{self, Access, ConversationView, Status},
 };
 use crate::{
-    ai::{ChatRequest, StreamItem},
+    ai::{AiPermit, ChatRequest, StreamItem},
     error::AppError,
     state::AppState,
     telemetry::metrics,
@@ -125,6 +125,8 @@ pub struct Generation {
     pub conversation_id: String,
     pub message_id: String,
     pub request: ChatRequest,
+    /// The AI budget's admission of this generation.
+    pub permit: AiPermit,
     /// `None`: no intermediate chunks, only the final one (`stream: false`).
     pub coalesce: Option<Duration>,
 }
@@ -167,6 +169,7 @@ async fn run(state: &AppState, generation: Generation, cancel: CancellationToken
         conversation_id,
         message_id,
         request,
+        permit,
         coalesce,
     } = generation;
     let persist_every = Duration::from_millis(state.config.stream_persist_ms);
@@ -191,7 +194,7 @@ async fn run(state: &AppState, generation: Generation, cancel: CancellationToken
         let model = state.ai.default_model();
         let mut deltas = tokio::select! {
             () = cancel.cancelled() => break 'generate Ending::Stopped,
-            started = model.stream(request) => match started {
+            started = permit.stream(model.as_ref(), request) => match started {
                 Ok(deltas) => deltas,
                 Err(err) => break 'generate Ending::Failed(err.into()),
             },

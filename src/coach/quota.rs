@@ -200,6 +200,7 @@ where
         metrics::refused("quota");
         Err(AppError::QuotaExceeded {
             reset_at: next_reset(),
+            code: "RATE_LIMITED",
         })
     } else {
         call.await

@@ -18,7 +18,7 @@ use super::{
     quota::{self, QuotaView},
 };
 use crate::{
-    ai::{AiError, ChatMessage, ChatModel, ChatRequest, OutputFormat, ProviderName, Role},
+    ai::{AiError, ChatMessage, ChatModel, ChatRequest, OutputFormat, Payer, ProviderName, Role},
     error::{AppError, AppResult},
     state::AppState,
     timefmt::iso8601,
@@ -34,14 +34,21 @@ const FEEDBACK_PROMPT: &str = "You review a communication practice session. Answ
 /// Asks for feedback as structured output; a provider that refuses the schema
 /// (400) is asked again for a plain JSON object.
 async fn ask_for_feedback(
+    state: &AppState,
+    payer: &Payer,
     model: &Arc<dyn ChatModel>,
     mut request: ChatRequest,
 ) -> AppResult<(Feedback, i64)> {
     request.output = feedback::output_format();
-    let completion = match model.complete(request.clone()).await {
+    let first = state.ai_budget.admit(payer)?;
+    let completion = match first.complete(model.as_ref(), request.clone()).await {
         Err(AiError::Upstream { status: 400, .. }) => {
             request.output = OutputFormat::JsonObject;
-            model.complete(request).await?
+            state
+                .ai_budget
+                .admit(payer)?
+                .complete(model.as_ref(), request)
+                .await?
         }
         other => other?,
     };
@@ -366,7 +373,10 @@ pub async fn process(
     messages.push(ChatMessage::new(Role::User, prompt));
     let model = state.ai.get_or_default(ProviderName::Gemini).clone();
     let ((response, tokens), quota) = quota::within_quota(state, user_id, async {
-        let completion = model.complete(ChatRequest::new(messages)).await?;
+        let permit = state.ai_budget.admit(&Payer::User(user_id))?;
+        let completion = permit
+            .complete(model.as_ref(), ChatRequest::new(messages))
+            .await?;
         let tokens = i64::from(completion.usage.total());
         Ok(((completion.text, tokens), tokens))
     })
@@ -397,7 +407,8 @@ pub async fn generate_feedback(
     ]);
     let model = state.ai.get_or_default(ProviderName::Gemini).clone();
     let (feedback, _) = quota::within_quota(state, user_id, async {
-        let (feedback, tokens) = ask_for_feedback(&model, request).await?;
+        let (feedback, tokens) =
+            ask_for_feedback(state, &Payer::User(user_id), &model, request).await?;
         Ok((feedback, tokens))
     })
     .await?;

@@ -17,6 +17,7 @@ use super::{
 use utoipa::ToSchema;
 
 use crate::{
+    ai::{BudgetKey, Payer},
     auth::Identity,
     config::{Config, Flow},
     error::{AppError, AppResult, SocketError},
@@ -271,7 +272,10 @@ async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
         }
         FollowUp::AiReply => {
             drop(guard);
-            state.tasks.spawn(reply_with_ai(state.clone(), session));
+            let payer = cx.payer([BudgetKey::LivechatSession(session.to_string())]);
+            state
+                .tasks
+                .spawn(reply_with_ai(state.clone(), session, payer));
         }
         FollowUp::None => {}
     }
@@ -287,9 +291,10 @@ async fn deliver_reply(state: &AppState, event: &'static str, row: &MessageView)
     admins(state).emit("chat-list-update", &()).await;
 }
 
-/// Generates and delivers the AI's answer. `ai-thinking` is switched off
-/// whatever happens; an answer that finds the session handed off is dropped.
-async fn reply_with_ai(state: AppState, session: SessionId) {
+/// Generates and delivers the AI's answer, paid by `payer`. `ai-thinking` is
+/// switched off whatever happens; an answer that finds the session handed off
+/// is dropped.
+async fn reply_with_ai(state: AppState, session: SessionId, payer: Payer) {
     // Consoles show the AI working too; in legacy mode "admins" are every
     // socket, and widgets there do not check whose session a notice is for.
     let thinking_to = || {
@@ -306,7 +311,7 @@ async fn reply_with_ai(state: AppState, session: SessionId) {
     };
     thinking_to().emit("ai-thinking", &thinking(true)).await;
     let outcome = async {
-        let text = service::generate_reply(&state, &session).await?;
+        let text = service::generate_reply(&state, &session, &payer).await?;
         let _guard = service::lock(&state, &session).await;
         match service::record_ai_reply(&state, &session, &text).await? {
             Some(row) => deliver_reply(&state, "ai-reply", &row).await,
@@ -336,7 +341,9 @@ pub async fn retry_orphaned_replies(state: &AppState) {
                 );
             }
             for session in sessions {
-                state.tasks.spawn(reply_with_ai(state.clone(), session));
+                state
+                    .tasks
+                    .spawn(reply_with_ai(state.clone(), session, Payer::Server));
             }
         }
         Err(err) => tracing::warn!(%err, "could not look for unanswered live-chat messages"),

@@ -16,6 +16,7 @@ use super::{
     service::{self, AiConfigChange, AiConfigView, SessionView},
 };
 use crate::{
+    ai::Payer,
     auth::AdminUser,
     error::{AppError, AppResult},
     http::{AppJson, ClientIp},
@@ -239,7 +240,7 @@ struct AiTestAnswer {
     responses((status = 200, body = AiTestAnswer)))]
 async fn test_ai(
     State(state): State<AppState>,
-    _: AdminUser,
+    AdminUser(admin): AdminUser,
     AppJson(body): AppJson<AiTest>,
 ) -> AppResult<Json<AiTestAnswer>> {
     let session = body
@@ -248,6 +249,7 @@ async fn test_ai(
         .map(|id| SessionId::parse(id, 1))
         .transpose()?;
     let text = MessageText::parse(&body.message, state.config.livechat_max_message_chars)?;
-    let response = service::test_answer(&state, session.as_ref(), text).await?;
+    let payer = Payer::User(admin.id);
+    let response = service::test_answer(&state, session.as_ref(), text, &payer).await?;
     Ok(Json(AiTestAnswer { response }))
 }

@@ -24,7 +24,7 @@ use super::{
     store::{HandedOff, Writer},
 };
 use crate::{
-    ai::{ChatMessage, ChatRequest, ProviderName, Role},
+    ai::{AiPermit, ChatMessage, ChatRequest, Payer, ProviderName, Role},
     cluster::{self, Signal, nodes},
     config::Config,
     error::{AppError, AppResult},
@@ -319,10 +319,15 @@ pub async fn claim_orphaned_ai_replies(state: &AppState) -> AppResult<Vec<Sessio
     Ok(claimed)
 }
 
-/// The AI's answer to the session's latest messages (not stored).
-pub async fn generate_reply(state: &AppState, session: &SessionId) -> AppResult<String> {
+/// The AI's answer to the session's latest messages (not stored), paid by `payer`.
+pub async fn generate_reply(
+    state: &AppState,
+    session: &SessionId,
+    payer: &Payer,
+) -> AppResult<String> {
+    let permit = state.ai_budget.admit(payer)?;
     let history = recent_history(&state.db, session).await?;
-    answer(state, history).await
+    answer(state, history, permit).await
 }
 
 async fn recent_history(
@@ -355,17 +360,23 @@ pub async fn test_answer(
     state: &AppState,
     session: Option<&SessionId>,
     text: MessageText,
+    payer: &Payer,
 ) -> AppResult<String> {
+    let permit = state.ai_budget.admit(payer)?;
     let mut history = match session {
         Some(session) => recent_history(&state.db, session).await?,
         None => Vec::new(),
     };
     history.push(ChatMessage::new(Role::User, text.as_str().to_owned()));
-    answer(state, history).await
+    answer(state, history, permit).await
 }
 
 /// Asks the configured model, with the configured system prompt before `history`.
-async fn answer(state: &AppState, history: Vec<ChatMessage>) -> AppResult<String> {
+async fn answer(
+    state: &AppState,
+    history: Vec<ChatMessage>,
+    permit: AiPermit,
+) -> AppResult<String> {
     let config = ai_settings(state).await?;
     let (model, effective) = resolve_model(state, &config);
     let mut messages = Vec::with_capacity(history.len() + 1);
@@ -378,7 +389,9 @@ async fn answer(state: &AppState, history: Vec<ChatMessage>) -> AppResult<String
         max_tokens: u32::try_from(config.max_tokens).ok().filter(|n| *n > 0),
         ..ChatRequest::default()
     };
-    let completion = state.ai.get_or_default(effective).complete(request).await?;
+    let completion = permit
+        .complete(state.ai.get_or_default(effective).as_ref(), request)
+        .await?;
     let text = completion.text.trim();
     if text.is_empty() {
         return Err(AppError::Ai(crate::ai::AiError::InvalidOutput(

@@ -243,7 +243,7 @@ struct Upload {
 
 async fn upload_resume(cx: EventContext, payload: Upload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state).await?;
-    let resume = service::parse_resume(&cx.state, &payload.raw_resume_text).await?;
+    let resume = service::parse_resume(&cx.state, &cx.payer([]), &payload.raw_resume_text).await?;
     let mut state = session.lock().await;
     state.resume = Some(resume.clone());
     service::save(&cx.state, &session.id, &state).await?;
@@ -269,10 +269,13 @@ async fn user_message(cx: EventContext, payload: UserMessage) -> AppResult<()> {
     if message.chars().count() > cx.state.config.resume_max_text_chars {
         return Err(AppError::invalid("message is too long"));
     }
+    let permit = cx.state.ai_budget.admit(&cx.payer([]))?;
     let mut state = session.lock().await;
     let request = service::chat_request(&state, message);
     let answer = async {
-        let mut stream = cx.state.ai.default_model().stream(request).await?;
+        let mut stream = permit
+            .stream(cx.state.ai.default_model().as_ref(), request)
+            .await?;
         let mut answer = String::new();
         while let Some(item) = stream.next().await {
             if let StreamItem::Delta(delta) = item? {

@@ -17,7 +17,7 @@ use tokio::sync::{Mutex, MutexGuard, mpsc};
 
 use super::schema;
 use crate::{
-    ai::{AiError, ChatMessage, ChatRequest, OutputFormat, Role},
+    ai::{AiError, ChatMessage, ChatRequest, OutputFormat, Payer, Role},
     cluster::{NodeId, nodes},
     error::{AppError, AppResult},
     state::AppState,
@@ -222,7 +222,7 @@ pub async fn sweep(db: &DatabaseConnection, ttl: Duration) -> AppResult<u64> {
 }
 
 /// Raw resume text → resume JSON, through the model's JSON output mode.
-pub async fn parse_resume(state: &AppState, raw_text: &str) -> AppResult<Value> {
+pub async fn parse_resume(state: &AppState, payer: &Payer, raw_text: &str) -> AppResult<Value> {
     let raw_text = raw_text.trim();
     if raw_text.is_empty() {
         return Err(AppError::invalid("rawResumeText is required"));
@@ -239,7 +239,11 @@ pub async fn parse_resume(state: &AppState, raw_text: &str) -> AppResult<Value> 
     ]);
     request.output = OutputFormat::JsonObject;
     request.temperature = Some(0.0);
-    let completion = state.ai.default_model().complete(request).await?;
+    let completion = state
+        .ai_budget
+        .admit(payer)?
+        .complete(state.ai.default_model().as_ref(), request)
+        .await?;
     let parsed: Value = serde_json::from_str(schema::strip_code_fence(&completion.text))
         .map_err(|_| AppError::Ai(AiError::InvalidOutput("the answer is not JSON".to_owned())))?;
     schema::normalize(&parsed).ok_or_else(|| {

@@ -18,6 +18,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     future::Future,
+    net::IpAddr,
     num::NonZeroU32,
     pin::Pin,
     sync::{Arc, Mutex, RwLock},
@@ -37,6 +38,7 @@ use utoipa::{
 
 use super::{Ack, ClientSocket, Room};
 use crate::{
+    ai::{BudgetKey, Payer},
     auth::Identity,
     config::{Config, Flow},
     error::{AppError, AppResult},
@@ -161,6 +163,23 @@ pub struct EventContext {
 }
 
 impl EventContext {
+    /// Who pays for an AI call this event makes: the socket's signed-in user,
+    /// else its address, the socket itself and `keys`.
+    pub fn payer(&self, keys: impl IntoIterator<Item = BudgetKey>) -> Payer {
+        match self.session.identity() {
+            Identity::User(user) => Payer::User(user.id),
+            Identity::Visitor => Payer::Anonymous(
+                [
+                    BudgetKey::Address(self.session.address),
+                    BudgetKey::Socket(self.socket.id().to_string()),
+                ]
+                .into_iter()
+                .chain(keys)
+                .collect(),
+            ),
+        }
+    }
+
     /// Joins `room` unless the socket joined it through here lately: a join
     /// takes the adapter's write lock, and an event that names its room on
     /// every call (a chat message) would take it every time. For rooms the
@@ -450,6 +469,8 @@ impl FlowEvents<'_> {
 /// queue that keeps its events in order.
 pub struct SocketSession {
     identity: RwLock<Identity>,
+    /// The client's address (behind a trusted proxy, the one it names).
+    address: IpAddr,
     budget: DefaultDirectRateLimiter,
     queue: Mutex<Queue>,
     /// The rooms [`EventContext::join_once`] joined, newest last.
@@ -466,11 +487,12 @@ struct Queue {
 }
 
 impl SocketSession {
-    pub fn new(config: &Config, identity: Identity) -> Self {
+    pub fn new(config: &Config, identity: Identity, address: IpAddr) -> Self {
         let per_second = NonZeroU32::new(config.socket_events_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.socket_event_burst).unwrap_or(per_second);
         Self {
             identity: RwLock::new(identity),
+            address,
             budget: RateLimiter::direct_with_clock(
                 Quota::per_second(per_second).allow_burst(burst),
                 crate::rate_limit::clock(),
@@ -559,7 +581,7 @@ mod tests {
     #[test]
     fn a_room_is_joined_again_only_once_forgotten() {
         let config = Config::from_args(Vec::<String>::new()).unwrap();
-        let session = SocketSession::new(&config, Identity::Visitor);
+        let session = SocketSession::new(&config, Identity::Visitor, IpAddr::from([127, 0, 0, 1]));
         let first = Room::singleton("first");
         assert!(session.remember_joined(&first));
         assert!(!session.remember_joined(&first));

@@ -47,6 +47,7 @@ use crate::{
     auth,
     cluster::{PgLink, RedisLink},
     config::Config,
+    http,
     state::AppState,
     telemetry::metrics,
 };
@@ -132,7 +133,13 @@ where
             socket.extensions.insert(slot.map(Arc::new));
             let auth = auth.ok();
             let identity = auth::identify_socket(&state.tokens, auth.as_ref());
-            let session = Arc::new(SocketSession::new(&state.config, identity));
+            let parts = socket.req_parts();
+            let address = http::client_ip(
+                http::peer_ip(parts),
+                &parts.headers,
+                &state.config.trusted_proxies,
+            );
+            let session = Arc::new(SocketSession::new(&state.config, identity, address));
             let client: ClientSocket = socket.clone().into();
             // Node puts every socket in a room named after its id.
             client.join(Room::socket(socket.id));

@@ -27,6 +27,7 @@ pub const AI_STREAMS_ACTIVE: &str = "switchboard_ai_streams_active";
 pub const AI_REQUESTS: &str = "switchboard_ai_requests_total";
 pub const AI_REQUEST_SECONDS: &str = "switchboard_ai_request_seconds";
 pub const AI_TOKENS: &str = "switchboard_ai_tokens_total";
+pub const AI_ANONYMOUS_TOKENS: &str = "switchboard_ai_anonymous_tokens_total";
 pub const LIVECHAT_BATCH_ROWS: &str = "switchboard_livechat_batch_rows";
 pub const LIVECHAT_COMMIT_SECONDS: &str = "switchboard_livechat_commit_seconds";
 pub const DB_STATEMENT_SECONDS: &str = "switchboard_db_statement_seconds";
@@ -158,6 +159,11 @@ pub fn ai_request(provider: &'static str, model: &str, outcome: &'static str, to
 
 pub fn ai_tokens(provider: &'static str, model: &str, tokens: u64) {
     counter!(AI_TOKENS, "provider" => provider, "model" => model.to_owned()).increment(tokens);
+}
+
+/// Tokens charged to anonymous callers' budgets (reported or estimated).
+pub fn ai_anonymous_tokens(tokens: u64) {
+    counter!(AI_ANONYMOUS_TOKENS).increment(tokens);
 }
 
 pub fn livechat_commit(rows: usize, took: Duration) {

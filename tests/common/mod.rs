@@ -102,6 +102,14 @@ pub fn test_args(database_url: &str, mock: &MockAi) -> Vec<String> {
         "100000",
         "--max-connections-per-ip",
         "100000",
+        "--ai-anon-requests-per-minute",
+        "100000",
+        "--ai-anon-requests-per-minute-per-ip",
+        "100000",
+        "--ai-anon-tokens-per-day-per-ip",
+        "1000000000",
+        "--ai-anon-tokens-per-day-total",
+        "1000000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -84,7 +84,7 @@ export async function login(email = ADMIN_EMAIL, password = ADMIN_PASSWORD) {
   return response.json();
 }
 
-/** A JSON request to the server; resolves with `{status, body}`. */
+/** A JSON request to the server; resolves with `{status, body, headers}`. */
 export async function api(path, { token, method = 'GET', body, headers = {} } = {}) {
   const all = { 'content-type': 'application/json', ...headers };
   if (token) all.authorization = `Bearer ${token}`;
@@ -94,7 +94,7 @@ export async function api(path, { token, method = 'GET', body, headers = {} } = 
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
 }
 
 /** An HS256 JWT with the server's test secret, for forging tokens. */
