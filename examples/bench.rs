@@ -252,6 +252,10 @@ fn switchboard_args(database_url: &str, current: bool) -> Vec<String> {
             "1000000000000",
             "--ai-anon-tokens-per-day-total",
             "1000000000000",
+            "--create-per-minute-per-ip",
+            "1000000000",
+            "--api-concurrency-per-ip",
+            "1000000",
         ] {
             args.push(arg.to_owned());
         }

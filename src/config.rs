@@ -229,6 +229,13 @@ pub struct Config {
     /// AI requests (`/api/gemini/*`) a user may make per minute.
     #[arg(long, env = "AI_RATE_LIMIT_PER_MINUTE", default_value_t = 20)]
     pub ai_rate_limit_per_minute: u32,
+    /// New assistant conversations, live-chat sessions and resume sessions one
+    /// client address may start per minute, each.
+    #[arg(long, env = "CREATE_PER_MINUTE_PER_IP", default_value_t = 30)]
+    pub create_per_minute_per_ip: u32,
+    /// `/api` requests of one client address that run at once; more wait their turn.
+    #[arg(long, env = "API_CONCURRENCY_PER_IP", default_value_t = 4)]
+    pub api_concurrency_per_ip: usize,
     /// AI calls in progress at once, for everyone together; more are refused.
     #[arg(long, env = "AI_MAX_CONCURRENT", default_value_t = 64)]
     pub ai_max_concurrent: usize,

@@ -32,6 +32,7 @@ pub mod assistant;
 pub mod asyncapi;
 pub mod auth;
 pub mod chatkit;
+pub mod client_limits;
 pub mod cluster;
 pub mod coach;
 pub mod config;

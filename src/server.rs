@@ -33,6 +33,7 @@ use crate::{
     asyncapi,
     auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
     chatkit,
+    client_limits::{ApiConcurrency, CreationBudget},
     cluster::{self, Backplane, Cluster, ClusterError},
     coach::{self, QuotaLocks},
     config::{Config, Flow, LogFormat},
@@ -133,6 +134,8 @@ impl Server {
             origins: http::Origins::new(&config),
             socket_limits: socket::AddressLimits::new(&config),
             ai_budget: AiBudget::new(&config),
+            creations: CreationBudget::new(&config),
+            api_concurrency: ApiConcurrency::new(&config),
             admin_flags: AdminFlags::new(Duration::from_secs(config.admin_recheck_secs)),
             ai,
             db,
@@ -507,7 +510,10 @@ async fn limit_api_per_ip(
 ) -> Response {
     let path = request.uri().path();
     let limited = path.starts_with("/api/") && !OWN_BUDGET.contains(&path);
-    if limited && let Err(not_until) = state.api_limiter.check_key(&ip) {
+    if !limited {
+        return next.run(request).await;
+    }
+    if let Err(not_until) = state.api_limiter.check_key(&ip) {
         metrics::refused("api");
         return AppError::RateLimited {
             message: "Too many requests; try again later".to_owned(),
@@ -515,7 +521,10 @@ async fn limit_api_per_ip(
         }
         .into_response();
     }
-    next.run(request).await
+    match state.api_concurrency.turn(ip).await {
+        Ok(_turn) => next.run(request).await,
+        Err(busy) => busy.into_response(),
+    }
 }
 
 /// `/metrics` alone on its own address (`METRICS_ADDR`).
@@ -542,6 +551,8 @@ async fn sweep_periodically(state: AppState) {
         state.login_limits.retain_recent();
         state.socket_limits.retain_recent();
         state.ai_budget.retain_recent();
+        state.creations.retain_recent();
+        state.api_concurrency.retain_recent();
         if state.config.metrics {
             metrics::upkeep();
         }

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::{
     ai::{AiBudget, Providers},
     auth::{AdminFlags, LoginLimits, Passwords, TokenKeys},
+    client_limits::{ApiConcurrency, CreationBudget},
     cluster::Cluster,
     config::Config,
     http::Origins,
@@ -45,6 +46,10 @@ pub struct Shared {
     pub ai: Providers,
     /// What AI calls may cost, and who pays.
     pub ai_budget: AiBudget,
+    /// What one client address may create per minute.
+    pub creations: CreationBudget,
+    /// `/api` requests of one address running at once.
+    pub api_concurrency: ApiConcurrency,
     /// Sends events to rooms from services, routes and background tasks.
     pub hub: Hub,
     /// This node among the others: its id, the backplane, signals.

@@ -20,6 +20,7 @@ use super::{
 use crate::{
     ai::Role,
     auth::Identity,
+    client_limits::Creation,
     cluster::Signal,
     config::{Config, Flow},
     error::{AppError, AppResult},
@@ -160,6 +161,11 @@ async fn stream_chat(cx: EventContext, payload: StreamChat) -> AppResult<()> {
     let state = &cx.state;
     let access = access(&cx);
     // Refused before anything is stored: a refused question leaves no trace.
+    if asked.conversation_id.is_none() {
+        state
+            .creations
+            .spend(Creation::Conversation, cx.session.address())?;
+    }
     let permit = state
         .ai_budget
         .admit(&cx.payer(access.owner().map(Owner::budget_key)))?;

@@ -14,8 +14,9 @@ use super::service::{self, Access, ConversationView, MessageView, Owner};
 use crate::{
     ai::{BudgetKey, Payer},
     auth::optional_user,
+    client_limits::Creation,
     error::{AppError, AppResult},
-    http::{AppJson, client_ip, peer_ip},
+    http::{AppJson, ClientIp, client_ip, peer_ip},
     state::AppState,
 };
 
@@ -146,8 +147,10 @@ struct Title {
 async fn create(
     State(state): State<AppState>,
     Caller(access): Caller,
+    ClientIp(ip): ClientIp,
     AppJson(body): AppJson<Title>,
 ) -> AppResult<(StatusCode, Json<ConversationView>)> {
+    state.creations.spend(Creation::Conversation, ip)?;
     let row = service::create_conversation(&state.db, &access, &body.title).await?;
     let view = service::conversation_view(&state.db, row).await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -205,8 +208,12 @@ async fn chat(
     State(state): State<AppState>,
     Caller(access): Caller,
     ChatPayer(payer): ChatPayer,
+    ClientIp(ip): ClientIp,
     AppJson(body): AppJson<Chat>,
 ) -> AppResult<Json<ChatAnswer>> {
+    if body.conversation_id.is_none() {
+        state.creations.spend(Creation::Conversation, ip)?;
+    }
     let (message, conversation) = service::answer(
         &state,
         &access,

@@ -19,6 +19,7 @@ use utoipa::ToSchema;
 use crate::{
     ai::{BudgetKey, Payer},
     auth::Identity,
+    client_limits::Creation,
     config::{Config, Flow},
     error::{AppError, AppResult, SocketError},
     http::{client_ip, peer_ip},
@@ -238,10 +239,23 @@ struct AiThinking<'a> {
 
 async fn user_connected(cx: EventContext, payload: UserConnected) -> AppResult<()> {
     let session = session_id(&cx.state.config, &payload.session_id)?;
+    let room = session_room(&session);
+    admit_chat(&cx, &room)?;
     let visitor = visitor(&cx, payload.ip_address, payload.user_agent);
     service::ensure_session(&cx.state, &session, visitor).await?;
-    cx.join_once(session_room(&session));
+    cx.join_once(room);
     Ok(())
+}
+
+/// A socket naming a chat it has not named lately may be starting one: its
+/// address's budget of new chats pays, before anything is stored.
+fn admit_chat(cx: &EventContext, room: &Room) -> AppResult<()> {
+    if cx.session.remembers(room) {
+        return Ok(());
+    }
+    cx.state
+        .creations
+        .spend(Creation::LivechatSession, cx.session.address())
 }
 
 /// `message-received {id}`: the visitor's message is stored.
@@ -252,11 +266,13 @@ struct Received {
 
 async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
     let (session, text) = chat_text(&cx.state.config, payload)?;
+    let room = session_room(&session);
+    admit_chat(&cx, &room)?;
     let state = &cx.state;
     let guard = service::lock(state, &session).await;
     let (row, follow_up) =
         service::record_user_message(state, &session, text, || visitor(&cx, None, None)).await?;
-    cx.join_once(session_room(&session));
+    cx.join_once(room);
     admins(state).emit("user-message", &row).await;
     cx.socket.emit("message-received", &Received { id: row.id });
     match follow_up {

@@ -3,7 +3,7 @@
 //! {error}`, `error {message}` for `check_resume_fields`, `<event>_error
 //! {error}` for the rest); the socket stays up.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use super::{
 };
 use crate::{
     ai::StreamItem,
+    client_limits::Creation,
     config::{Config, Flow},
     error::{AppError, AppResult},
     socket::{ClientSocket, EventContext, EventTable, NoPayload, SocketContext},
@@ -152,9 +153,9 @@ fn restore_requested(cx: &SocketContext) {
     if cx.socket.extensions().get::<RequestedId>().is_none() {
         return;
     }
-    let (socket, state) = (cx.socket.clone(), cx.state.clone());
+    let (socket, state, address) = (cx.socket.clone(), cx.state.clone(), cx.session.address());
     cx.enqueue(async move {
-        if let Err(err) = open_session(&socket, &state).await {
+        if let Err(err) = open_session(&socket, &state, address).await {
             tracing::warn!(%err, "could not open a resume session");
         }
     });
@@ -175,19 +176,28 @@ fn start_expiry(cx: &SocketContext) {
 
 /// The socket's resume session, opened on first use: the one its handshake
 /// named when that is still kept, else a new one. Opening tells the client its
-/// id (`resume_session`). Events run one at a time per socket, so it opens once.
-async fn open_session(socket: &ClientSocket, state: &AppState) -> AppResult<ResumeSession> {
+/// id (`resume_session`). Events run one at a time per socket, so it opens
+/// once. A new session spends one of `address`'s new resume sessions.
+async fn open_session(
+    socket: &ClientSocket,
+    state: &AppState,
+    address: IpAddr,
+) -> AppResult<ResumeSession> {
     if let Some(session) = socket.extensions().get::<ResumeSession>() {
         return Ok(session);
     }
     let requested = socket.extensions().get::<RequestedId>();
-    let session = match service::open(state, requested.as_ref().map(|r| r.0.as_str())).await {
+    let requested = requested.as_ref().map(|r| r.0.as_str());
+    let session = match service::open(state, requested).await {
         Ok(session) => session,
         Err(err) => {
             tracing::warn!(%err, "could not restore a resume session; starting a fresh one");
             ResumeSession::fresh()
         }
     };
+    if requested != Some(session.id.as_str()) {
+        state.creations.spend(Creation::ResumeSession, address)?;
+    }
     socket.extensions().insert(session.clone());
     socket.emit(
         "resume_session",
@@ -242,7 +252,7 @@ struct Upload {
 }
 
 async fn upload_resume(cx: EventContext, payload: Upload) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let resume = service::parse_resume(&cx.state, &cx.payer([]), &payload.raw_resume_text).await?;
     let mut state = session.lock().await;
     state.resume = Some(resume.clone());
@@ -261,7 +271,7 @@ struct UserMessage {
 /// and ends with `user_message_response_done {content}`. Payload errors go to
 /// `user_message_error`, the model's to `user_message_response_error`.
 async fn user_message(cx: EventContext, payload: UserMessage) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let message = payload.message.trim();
     if message.is_empty() {
         return Err(AppError::invalid("message is required"));
@@ -314,7 +324,7 @@ struct ResumePayload {
 }
 
 async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let resume = schema::normalize(&payload.resume_data)
         .ok_or_else(|| AppError::invalid("resumeData must be an object"))?;
     let missing = schema::missing_fields(&resume);
@@ -346,7 +356,7 @@ async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppRes
 /// Asks for each missing field in turn, waiting for the `user_response` to
 /// each, then sends the completed resume.
 async fn preview_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let wait = Duration::from_secs(cx.state.config.resume_answer_timeout_secs);
     let mut state = session.lock().await;
     let mut resume = state.resume.clone().unwrap_or_else(schema::skeleton);
@@ -381,7 +391,7 @@ struct FieldUpdate {
 }
 
 async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     if !schema::is_known_field(&payload.field) {
         return Err(AppError::invalid(format!(
             "'{}' is not a resume field",
@@ -398,7 +408,7 @@ async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
 }
 
 async fn get_updated_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let state = session.lock().await;
     let kept = ResumeData {
         resume_data: state.resume.clone(),
@@ -408,7 +418,7 @@ async fn get_updated_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
 }
 
 async fn download_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
-    let session = open_session(&cx.socket, &cx.state).await?;
+    let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let state = session.lock().await;
     let resume = state.resume.clone().unwrap_or_else(schema::skeleton);
     cx.socket

@@ -515,6 +515,19 @@ impl SocketSession {
         true
     }
 
+    /// The client's address (behind a trusted proxy, the one it names).
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// Whether the socket named `room` lately (see [`EventContext::join_once`]).
+    pub fn remembers(&self, room: &Room) -> bool {
+        self.joined
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(room)
+    }
+
     pub fn identity(&self) -> Identity {
         self.identity
             .read()

@@ -110,6 +110,10 @@ pub fn test_args(database_url: &str, mock: &MockAi) -> Vec<String> {
         "1000000000",
         "--ai-anon-tokens-per-day-total",
         "1000000000",
+        "--create-per-minute-per-ip",
+        "100000",
+        "--api-concurrency-per-ip",
+        "64",
     ]
     .iter()
     .map(|s| (*s).to_owned())
