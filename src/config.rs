@@ -112,6 +112,10 @@ pub struct Config {
     /// Serves Prometheus metrics at `/metrics`.
     #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub metrics: bool,
+    /// A bearer token that lets callers other than this machine read
+    /// `/metrics` on the main port (without it, only loopback clients may).
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Serves `/metrics` on this address instead of the main port (e.g.
     /// `127.0.0.1:9464`, to keep it off the internet).
     #[arg(long, env = "METRICS_ADDR")]

@@ -2,10 +2,20 @@
 //! the socket event `health`, which acknowledges at once and serves as a
 //! round-trip probe. Readiness: `GET /api/ready`, 503 while the database or
 //! the adapter's backplane cannot be reached.
+//!
+//! The health report keeps every field the contract names for everyone, but
+//! its details (node id, database backend, provider, model, memory) only for
+//! this machine and admins: to a stranger they say which software to attack
+//! and where.
 
 use std::time::Duration;
 
-use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
+use axum::{
+    Json,
+    extract::{FromRequestParts, State},
+    http::{StatusCode, request::Parts},
+    response::IntoResponse,
+};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
@@ -14,8 +24,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     ai::ProviderName,
+    auth::optional_user,
     cluster::AdapterKind,
     error::AppResult,
+    http::ClientIp,
     socket::{EventContext, EventTable, NoPayload},
     state::AppState,
     store,
@@ -48,33 +60,62 @@ struct HealthReport {
 /// The Socket.IO adapter and this node's id.
 #[derive(Serialize, ToSchema)]
 struct AdapterReport {
-    kind: AdapterKind,
     /// `connected`, or `unreachable` while the other nodes cannot be reached.
     status: &'static str,
-    node: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kind: Option<AdapterKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MemoryReport {
     /// Resident set size in bytes, when the platform tells.
+    #[serde(skip_serializing_if = "Option::is_none")]
     rss: Option<usize>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct DatabaseReport {
     status: &'static str,
-    backend: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<&'static str>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AiReport {
-    provider: ProviderName,
-    model: String,
     /// True when answers come from the built-in demo provider.
     demo: bool,
-    configured: Vec<ProviderName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<ProviderName>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    configured: Option<Vec<ProviderName>>,
+}
+
+/// Whether the caller sees the report's details: a client on this machine,
+/// or an admin's Bearer token.
+struct Details(bool);
+
+impl FromRequestParts<AppState> for Details {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        let admin = || {
+            optional_user(parts, state)
+                .ok()
+                .flatten()
+                .is_some_and(|user| user.is_admin)
+        };
+        Ok(Self(ip.is_loopback() || admin()))
+    }
 }
 
 /// 200 with `status: "OK"`; 503 with `status: "DEGRADED"` when the database
@@ -84,7 +125,7 @@ struct AiReport {
 /// Liveness, and what the process is connected to; 503 while the database is unreachable.
 #[utoipa::path(get, path = "/api/health", tag = "operations",
     responses((status = 200, body = HealthReport), (status = 503, body = HealthReport)))]
-async fn health(State(state): State<AppState>) -> impl IntoResponse {
+async fn health(State(state): State<AppState>, Details(details): Details) -> impl IntoResponse {
     let database_up = store::reachable(&state.db, DATABASE_PROBE).await;
     let adapter_up = state.cluster.reachable();
     let model = state.ai.default_model();
@@ -107,7 +148,9 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION"),
         uptime: state.started_at.elapsed().as_secs_f64(),
         memory: MemoryReport {
-            rss: memory_stats::memory_stats().map(|usage| usage.physical_mem),
+            rss: memory_stats::memory_stats()
+                .map(|usage| usage.physical_mem)
+                .filter(|_| details),
         },
         database: DatabaseReport {
             status: if database_up {
@@ -115,22 +158,22 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
             } else {
                 "unreachable"
             },
-            backend: store::backend_name(&state.db),
+            backend: details.then(|| store::backend_name(&state.db)),
         },
         adapter: AdapterReport {
-            kind: state.cluster.kind(),
             status: if adapter_up {
                 "connected"
             } else {
                 "unreachable"
             },
-            node: state.cluster.node().to_string(),
+            kind: details.then(|| state.cluster.kind()),
+            node: details.then(|| state.cluster.node().to_string()),
         },
         ai: AiReport {
-            provider: model.provider(),
-            model: model.default_model().to_owned(),
             demo: model.provider() == ProviderName::Demo,
-            configured,
+            provider: details.then(|| model.provider()),
+            model: details.then(|| model.default_model().to_owned()),
+            configured: details.then_some(configured),
         },
     };
     let status = if database_up {

@@ -160,7 +160,10 @@ impl Server {
         if state.config.metrics {
             metrics::install();
             if state.config.metrics_addr.is_none() {
-                router = router.merge(metrics::router());
+                router = router.merge(
+                    metrics::router()
+                        .route_layer(middleware::from_fn_with_state(state.clone(), guard_metrics)),
+                );
             }
         }
         let (router, io) = mount_sockets(router, &state).await?;
@@ -524,6 +527,29 @@ async fn limit_api_per_ip(
     match state.api_concurrency.turn(ip).await {
         Ok(_turn) => next.run(request).await,
         Err(busy) => busy.into_response(),
+    }
+}
+
+/// `/metrics` on the main port answers this machine (a Prometheus beside
+/// the server) and callers with `METRICS_TOKEN`; to anyone else it does not
+/// exist. Its labels name providers, models and the limits refusing clients.
+async fn guard_metrics(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+    next: Next,
+) -> Response {
+    let token = state.config.metrics_token.as_deref();
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let allowed = ip.is_loopback() || token.is_some_and(|token| presented == Some(token));
+    if allowed {
+        next.run(request).await
+    } else {
+        http::not_found().await.into_response()
     }
 }
 

@@ -402,3 +402,40 @@ fn the_readmes_addresses_use_the_default_port() {
         "every local address uses port {default_port}: {ports:?}"
     );
 }
+
+#[tokio::test]
+async fn health_shows_strangers_the_state_without_the_details() {
+    let app = spawn_app_with(&["--trusted-proxies", "127.0.0.1/32"]).await;
+    let from_afar = |token: Option<String>| {
+        let mut request = app
+            .http
+            .get(app.url("/api/health"))
+            .header("x-forwarded-for", "203.0.113.7");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let stranger: Value = from_afar(None).await.unwrap().json().await.unwrap();
+    assert_eq!(stranger["status"], "OK");
+    for field in ["timestamp", "version", "uptime", "memory", "database", "ai"] {
+        assert!(
+            stranger.get(field).is_some(),
+            "the contract's {field} stays"
+        );
+    }
+    assert_eq!(stranger["database"], json!({ "status": "connected" }));
+    assert_eq!(stranger["adapter"], json!({ "status": "connected" }));
+    assert_eq!(stranger["ai"], json!({ "demo": false }));
+    assert_eq!(stranger["memory"], json!({}));
+
+    let admin: Value = from_afar(Some(app.admin_token().await))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin["ai"]["provider"], "openai");
+    assert!(admin["adapter"]["node"].is_string());
+    assert!(admin["database"]["backend"].is_string());
+}

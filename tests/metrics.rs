@@ -156,3 +156,37 @@ async fn metrics_move_to_their_own_address_or_switch_off() {
     let off = spawn_app_with(&["--metrics", "false"]).await;
     assert_eq!(off.get("/metrics").await.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn metrics_on_the_main_port_answer_only_this_machine_or_the_token() {
+    let app = spawn_app_with(&[
+        "--trusted-proxies",
+        "127.0.0.1/32",
+        "--metrics-token",
+        "scrape-secret",
+    ])
+    .await;
+    let from = |client: &'static str, token: Option<&'static str>| {
+        let mut request = app
+            .http
+            .get(app.url("/metrics"))
+            .header("x-forwarded-for", client);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let remote = from("203.0.113.7", None).await.unwrap();
+    assert_eq!(
+        remote.status(),
+        StatusCode::NOT_FOUND,
+        "a stranger sees nothing"
+    );
+    let wrong = from("203.0.113.7", Some("guess")).await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::NOT_FOUND);
+    let scraper = from("203.0.113.7", Some("scrape-secret")).await.unwrap();
+    assert_eq!(scraper.status(), StatusCode::OK);
+    assert!(scraper.text().await.unwrap().contains("switchboard_"));
+    let local = from("127.0.0.1", None).await.unwrap();
+    assert_eq!(local.status(), StatusCode::OK, "this machine's Prometheus");
+}
