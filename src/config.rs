@@ -268,6 +268,10 @@ pub struct Config {
     /// Longest resume text (and resume chat message), in characters.
     #[arg(long, env = "RESUME_MAX_TEXT_CHARS", default_value_t = 30_000)]
     pub resume_max_text_chars: usize,
+    /// Largest resume, in bytes of JSON (`check_resume_fields`, and what
+    /// `update_field` makes of it).
+    #[arg(long, env = "RESUME_MAX_DATA_BYTES", default_value_t = 200_000)]
+    pub resume_max_data_bytes: usize,
     /// Seconds `preview_resume` waits for each `user_response`.
     #[arg(long, env = "RESUME_ANSWER_TIMEOUT_SECS", default_value_t = 300)]
     pub resume_answer_timeout_secs: u64,

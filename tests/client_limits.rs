@@ -197,3 +197,51 @@ async fn many_parallel_requests_from_one_address_wait_their_turn() {
         "queued, not refused: {statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resume_event_has_a_size_cap() {
+    let app = spawn_app_with(&[
+        "--resume-max-text-chars",
+        "1000",
+        "--resume-max-data-bytes",
+        "4000",
+    ])
+    .await;
+    let mut socket = SioClient::connect(&app.base_url, None).await.unwrap();
+    let update = async |socket: &mut SioClient, field: &str, value: String| {
+        socket
+            .emit("update_field", &json!({ "field": field, "value": value }))
+            .await
+            .unwrap();
+        next_of(socket, &["field_updated", "update_field_error"]).await
+    };
+    let (name, refusal) = update(&mut socket, "Summary", "x".repeat(2000)).await;
+    assert_eq!(name, "update_field_error", "one value past the text cap");
+    assert!(refusal["error"].as_str().unwrap().contains("longer than"));
+    // Each value within the cap, the whole resume past the data cap.
+    let mut outcomes = Vec::new();
+    for field in ["Name", "Title", "Location", "Email", "Phone", "Summary"] {
+        outcomes.push(update(&mut socket, field, "y".repeat(900)).await.0);
+    }
+    assert_eq!(outcomes[..4], ["field_updated"; 4]);
+    assert!(
+        outcomes[4..]
+            .iter()
+            .all(|name| name == "update_field_error"),
+        "{outcomes:?}"
+    );
+
+    socket
+        .emit(
+            "check_resume_fields",
+            &json!({ "resumeData": { "Name": "Ada", "Summary": "z".repeat(5000) } }),
+        )
+        .await
+        .unwrap();
+    let (name, refusal) =
+        next_of(&mut socket, &["error", "missing_fields", "resume_complete"]).await;
+    assert_eq!(name, "error", "{refusal}");
+
+    let (name, _) = update(&mut socket, "Name", "Ada Lovelace".to_owned()).await;
+    assert_eq!(name, "field_updated", "the socket goes on");
+}

@@ -742,3 +742,52 @@ async fn a_frontend_build_is_served_with_an_index_fallback() {
     assert_eq!(post.status(), StatusCode::NOT_FOUND);
     assert_eq!(app.get("/api/health").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_frontend_build_serves_no_dotfiles_and_nothing_outside_it() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "server secret").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<html>app shell</html>").unwrap();
+    std::fs::write(dir.path().join(".env"), "OPENAI_API_KEY=sk-leak").unwrap();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::write(dir.path().join(".git/config"), "[remote]").unwrap();
+    std::fs::create_dir(dir.path().join(".well-known")).unwrap();
+    std::fs::write(dir.path().join(".well-known/security.txt"), "Contact: x").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("leak.txt"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("elsewhere")).unwrap();
+    std::fs::write(dir.path().join("app.js"), "console.log('app')").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("app.js"), dir.path().join("alias.js")).unwrap();
+    let app = spawn_app_with(&["--frontend-dir", dir.path().to_str().unwrap()]).await;
+    for path in [
+        "/.env",
+        "/%2eenv",
+        "/.git/config",
+        "/assets/../.env",
+        "/leak.txt",
+        "/elsewhere/secret.txt",
+    ] {
+        let response = app.get(path).await;
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("sk-leak")
+                && !body.contains("[remote]")
+                && !body.contains("server secret"),
+            "{path} leaked: {body}"
+        );
+    }
+    assert_eq!(app.get("/.env").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/leak.txt").await.status(), StatusCode::NOT_FOUND);
+    let kept = app.get("/.well-known/security.txt").await;
+    assert_eq!(kept.text().await.unwrap(), "Contact: x");
+    let alias = app.get("/alias.js").await;
+    assert_eq!(
+        alias.text().await.unwrap(),
+        "console.log('app')",
+        "a link inside the build is fine"
+    );
+}

@@ -268,7 +268,10 @@ async fn creating_a_session_is_idempotent_and_validated() {
     let (status, first) = send(app.http.post(app.url("/api/chats")).json(&body)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(first["sessionId"], "session-created");
-    assert_eq!(first["ipAddress"], "203.0.113.9");
+    assert_eq!(
+        first["ipAddress"], "127.0.0.1",
+        "the address the server saw, not the one the client claims"
+    );
     assert_eq!(first["userAgent"], "Widget/1.0");
     assert_eq!(first["handedOffToAdmin"], false);
     assert_eq!(first["messages"], json!([]));
@@ -473,4 +476,39 @@ async fn a_database_that_is_gone_is_a_clean_503() {
     let (status, health) = send(app.http.get(app.url("/api/health"))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(health["status"], "DEGRADED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_cannot_choose_the_address_the_console_shows() {
+    let app = spawn_app().await;
+    let mut visitor = switchboard::testkit::sio::SioClient::connect(&app.base_url, None)
+        .await
+        .unwrap();
+    let session = "claims-another-address";
+    visitor
+        .emit(
+            "user-connected",
+            &json!({ "sessionId": session, "ipAddress": "198.51.100.66", "userAgent": "Widget/2" }),
+        )
+        .await
+        .unwrap();
+    // Events of one socket run in order: once this is stored, so is the session.
+    visitor
+        .emit(
+            "user-message",
+            &json!({ "sessionId": session, "message": "hi" }),
+        )
+        .await
+        .unwrap();
+    visitor.next_named("message-received").await.unwrap();
+    let token = app.admin_token().await;
+    let (status, chat) = send(
+        app.http
+            .get(app.url(&format!("/api/chats/{session}")))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(chat["ipAddress"], "127.0.0.1");
+    assert_eq!(chat["userAgent"], "Widget/2");
 }

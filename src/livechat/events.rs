@@ -22,7 +22,6 @@ use crate::{
     client_limits::Creation,
     config::{Config, Flow},
     error::{AppError, AppResult, SocketError},
-    http::{client_ip, peer_ip},
     socket::{
         Broadcast, ClientSocket, EventContext, EventTable, NoPayload, Room, RoomKind,
         SocketContext, SocketSession,
@@ -99,16 +98,8 @@ fn typing_of(config: &Config, payload: Typing) -> AppResult<(SessionId, Typing)>
 
 /// Where the widget connects from, for sessions it creates: what it says, else
 /// what the connection shows.
-fn visitor(cx: &EventContext, ip_address: Option<String>, user_agent: Option<String>) -> Visitor {
+fn visitor(cx: &EventContext, user_agent: Option<String>) -> Visitor {
     let parts = cx.socket.req_parts();
-    let ip = || {
-        client_ip(
-            peer_ip(parts),
-            &parts.headers,
-            &cx.state.config.trusted_proxies,
-        )
-        .to_string()
-    };
     let header_agent = || {
         parts
             .headers
@@ -117,7 +108,7 @@ fn visitor(cx: &EventContext, ip_address: Option<String>, user_agent: Option<Str
             .map(str::to_owned)
     };
     Visitor::new(
-        ip_address.or_else(|| Some(ip())),
+        Some(cx.session.address().to_string()),
         user_agent.or_else(header_agent),
     )
 }
@@ -205,7 +196,8 @@ async fn require_admin(cx: &EventContext, event: &str) -> AppResult<()> {
 #[serde(rename_all = "camelCase")]
 struct UserConnected {
     session_id: String,
-    ip_address: Option<String>,
+    // A client's `ipAddress` is not read: the session records the address the
+    // server saw, so the console shows no visitor-chosen address.
     user_agent: Option<String>,
 }
 
@@ -241,7 +233,7 @@ async fn user_connected(cx: EventContext, payload: UserConnected) -> AppResult<(
     let session = session_id(&cx.state.config, &payload.session_id)?;
     let room = session_room(&session);
     admit_chat(&cx, &room)?;
-    let visitor = visitor(&cx, payload.ip_address, payload.user_agent);
+    let visitor = visitor(&cx, payload.user_agent);
     service::ensure_session(&cx.state, &session, visitor).await?;
     cx.join_once(room);
     Ok(())
@@ -271,7 +263,7 @@ async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
     let state = &cx.state;
     let guard = service::lock(state, &session).await;
     let (row, follow_up) =
-        service::record_user_message(state, &session, text, || visitor(&cx, None, None)).await?;
+        service::record_user_message(state, &session, text, || visitor(&cx, None)).await?;
     cx.join_once(room);
     admins(state).emit("user-message", &row).await;
     cx.socket.emit("message-received", &Received { id: row.id });

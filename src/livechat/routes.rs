@@ -18,6 +18,7 @@ use super::{
 use crate::{
     ai::Payer,
     auth::AdminUser,
+    client_limits::Creation,
     error::{AppError, AppResult},
     http::{AppJson, ClientIp},
     state::AppState,
@@ -72,7 +73,7 @@ async fn get_chat(
 #[serde(rename_all = "camelCase")]
 struct NewChat {
     session_id: String,
-    ip_address: Option<String>,
+    // `ipAddress` is not read: the session records the address the server saw.
     user_agent: Option<String>,
 }
 
@@ -85,7 +86,10 @@ async fn create_chat(
     AppJson(body): AppJson<NewChat>,
 ) -> AppResult<Json<SessionView>> {
     let session = session_id(&state, &body.session_id)?;
-    let visitor = Visitor::new(body.ip_address.or(Some(ip.to_string())), body.user_agent);
+    if !service::is_known(&state, &session) {
+        state.creations.spend(Creation::LivechatSession, ip)?;
+    }
+    let visitor = Visitor::new(Some(ip.to_string()), body.user_agent);
     service::ensure_session(&state, &session, visitor).await?;
     service::session_with_messages(&state.db, &session)
         .await

@@ -143,6 +143,11 @@ async fn find_session(
 
 /// Creates the session when it is new (idempotent: widgets announce themselves
 /// twice). A session the cache knows costs no database work.
+/// Whether this node has seen the session lately (its cache holds it).
+pub fn is_known(state: &AppState, session: &SessionId) -> bool {
+    flow(state).cache.session(session.as_str()).is_some()
+}
+
 pub async fn ensure_session(
     state: &AppState,
     session: &SessionId,

@@ -215,6 +215,13 @@ struct UserResponse(Value);
 
 async fn user_response(cx: EventContext, UserResponse(payload): UserResponse) -> AppResult<()> {
     let answer = answer_text(payload)?;
+    if answer.chars().count() > cx.state.config.resume_max_text_chars {
+        return Err(too_large(
+            "the answer",
+            cx.state.config.resume_max_text_chars,
+            "characters",
+        ));
+    }
     match cx.socket.extensions().get::<ResumeSession>() {
         Some(session) => {
             session.answer(answer);
@@ -224,6 +231,27 @@ async fn user_response(cx: EventContext, UserResponse(payload): UserResponse) ->
             "no resume preview is waiting for an answer",
         )),
     }
+}
+
+/// Bytes of `value` as JSON.
+fn json_size(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len())
+}
+
+fn too_large(what: &str, limit: usize, unit: &str) -> AppError {
+    AppError::PayloadTooLarge {
+        message: format!("{what} is longer than {limit} {unit}"),
+    }
+}
+
+/// A whole resume stays within `RESUME_MAX_DATA_BYTES`: every session keeps
+/// one, in memory and in the database.
+fn within_resume_size(config: &Config, resume: &Value) -> AppResult<()> {
+    let limit = config.resume_max_data_bytes;
+    if json_size(resume) > limit {
+        return Err(too_large("the resume", limit, "bytes of JSON"));
+    }
+    Ok(())
 }
 
 /// A `user_response` is the value itself, or `{value}` / `{response}` / `{message}`.
@@ -324,6 +352,7 @@ struct ResumePayload {
 }
 
 async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppResult<()> {
+    within_resume_size(&cx.state.config, &payload.resume_data)?;
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let resume = schema::normalize(&payload.resume_data)
         .ok_or_else(|| AppError::invalid("resumeData must be an object"))?;
@@ -391,6 +420,10 @@ struct FieldUpdate {
 }
 
 async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
+    let limit = cx.state.config.resume_max_text_chars;
+    if json_size(&payload.value) > limit {
+        return Err(too_large("the value", limit, "bytes"));
+    }
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     if !schema::is_known_field(&payload.field) {
         return Err(AppError::invalid(format!(
@@ -401,6 +434,7 @@ async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
     let mut state = session.lock().await;
     let resume = schema::set_field(state.resume.as_ref(), &payload.field, payload.value.clone())
         .ok_or_else(|| AppError::invalid("the value does not fit the resume"))?;
+    within_resume_size(&cx.state.config, &resume)?;
     state.resume = Some(resume);
     service::save(&cx.state, &session.id, &state).await?;
     cx.socket.emit("field_updated", &payload);

@@ -2,11 +2,25 @@
 // textContent, never as HTML.
 'use strict';
 
+// Bidi overrides and isolates (U+202A–202E, U+2066–2069) in someone's text
+// would reorder what follows them ("invoice\u202Egnp.exe" shows as
+// "invoiceexe.png"): they are shown as U+FFFD instead.
+var BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, '\uFFFD');
+}
+
 function el(tag, className, text) {
   var node = document.createElement(tag);
   if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (text !== undefined && text !== null) node.textContent = shown(text);
   return node;
+}
+
+/** Someone's text as a text node. */
+function textNode(text) {
+  return document.createTextNode(shown(text));
 }
 
 /** A JSON request; resolves with `{ok, status, body}`, never rejects on HTTP errors. */

@@ -209,7 +209,7 @@
       node.dataset.id = row.id;
       var who = { user: 'Visitor', ai: 'AI', admin: 'Admin' }[row.senderType] || row.senderType;
       node.append(el('span', 'who', who + ' · ' + timeOf(row.timestamp)));
-      node.append(document.createTextNode(row.message));
+      node.append(textNode(row.message));
       var after = Array.prototype.find.call(box.children, function (child) { return Number(child.dataset.id) > row.id; });
       box.insertBefore(node, after || null);
     });

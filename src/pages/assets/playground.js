@@ -78,12 +78,12 @@
       node.append(el('span', 'text'));
       box.append(node);
     }
-    node.querySelector('.text').textContent = text;
+    node.querySelector('.text').textContent = shown(text);
     box.scrollTop = box.scrollHeight;
   }
 
   function render(conversation) {
-    $('title').textContent = conversation.title;
+    $('title').textContent = shown(conversation.title);
     $('messages').replaceChildren();
     conversation.messages.forEach(function (message) { bubble(message.id, message.role, message.content); });
   }

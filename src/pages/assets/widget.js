@@ -42,7 +42,7 @@
     'header h2 { flex: 1; margin: 0; font-size: 1rem; }',
     'header button { border: 0; background: transparent; color: #fff; font-size: 1.3rem; cursor: pointer; }',
     '.log { flex: 1; overflow: auto; padding: 10px; display: flex; flex-direction: column; gap: 6px; }',
-    '.msg { max-width: 85%; padding: 8px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .95rem; }',
+    '.msg { max-width: 85%; padding: 8px 10px; border-radius: 10px; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .95rem; unicode-bidi: isolate; }',
     '.msg.user { align-self: flex-end; background: var(--c); color: #fff; }',
     '.msg.ai, .msg.admin { align-self: flex-start; background: #f1f5f9; }',
     '.msg .who { display: block; font-size: .72rem; opacity: .75; }',
@@ -60,10 +60,18 @@
   root.appendChild(style);
   host.style.setProperty('--c', color);
 
+  // Bidi overrides and isolates in someone's text would reorder what follows
+  // them: they are shown as U+FFFD instead.
+  var BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+  function shown(text) {
+    return String(text).replace(BIDI_CONTROLS, '\uFFFD');
+  }
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
-    if (text !== undefined) node.textContent = String(text);
+    if (text !== undefined) node.textContent = shown(text);
     return node;
   }
 
@@ -125,7 +133,7 @@
     node.dataset.id = row.id;
     var who = { user: 'You', ai: 'Assistant', admin: 'Support' }[row.senderType] || '';
     node.append(el('span', 'who', who));
-    node.append(document.createTextNode(row.message));
+    node.append(document.createTextNode(shown(row.message)));
     var after = Array.prototype.find.call(log.children, function (child) {
       return child.dataset.id && Number(child.dataset.id) > row.id;
     });
@@ -229,7 +237,7 @@
   function queue(text) {
     var node = el('div', 'msg user pending');
     node.append(el('span', 'who', 'You · sending'));
-    node.append(document.createTextNode(text));
+    node.append(document.createTextNode(shown(text)));
     log.append(node);
     log.scrollTop = log.scrollHeight;
     var entry = { text: text, node: node };

@@ -123,6 +123,13 @@ test('a visitor and an admin go through the whole live-chat journey', async () =
       assert.equal(await consolePage.locator('#messages img').count(), 0);
       assert.equal(await widget.locator('#switchboard-widget img').count(), 0);
 
+      // A right-to-left override cannot disguise what follows it.
+      await say(widget, 'invoice \u202Egnp.exe');
+      await seen(consolePage, '#messages .msg.user', 'invoice \uFFFDgnp.exe');
+      await seen(widget, '.msg.user', 'invoice \uFFFDgnp.exe');
+      assert.ok(!(await consolePage.locator('#messages').innerText()).includes('\u202E'));
+      assert.ok(!(await consolePage.locator('#sessions').innerText()).includes('\u202E'));
+
       // Network drop on the visitor's side: the admin's reply meanwhile and the
       // visitor's message typed offline both arrive once it is back.
       await goOffline(visitorContext, visitorProxy);
