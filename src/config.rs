@@ -317,6 +317,11 @@ pub struct Config {
     /// arrived (a body that trickles in or stalls is cut off).
     #[arg(long, env = "BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub body_read_timeout_secs: u64,
+    /// Refuse Socket.IO handshakes from browser pages whose origin is not the
+    /// server's own, nor in `CORS_ORIGINS`/`AUTH_ORIGINS` (clients that send no
+    /// `Origin`, like Node's, are not affected).
+    #[arg(long, env = "SOCKET_CHECK_ORIGIN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub socket_check_origin: bool,
     /// Seconds a Socket.IO client has to join the namespace after opening its transport.
     #[arg(long, env = "SOCKET_CONNECT_TIMEOUT_SECS", default_value_t = 10)]
     pub socket_connect_timeout_secs: u64,

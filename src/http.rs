@@ -172,6 +172,17 @@ impl Origins {
     /// browser page (no `Origin`), from the server's own origin, or from an
     /// app that signs in.
     pub fn cookies_honoured(&self, headers: &HeaderMap) -> bool {
+        self.page_allowed(headers, |origin| self.allows_credentials(origin))
+    }
+
+    /// Whether a request comes from no browser page, from the server's own
+    /// origin, or from an allowed one (a widget's site included): a websocket
+    /// is not bound by CORS, so its handshake is checked here.
+    pub fn connection_allowed(&self, headers: &HeaderMap) -> bool {
+        self.page_allowed(headers, |origin| self.allows(origin))
+    }
+
+    fn page_allowed(&self, headers: &HeaderMap, allowed: impl Fn(&str) -> bool) -> bool {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return true;
         };
@@ -183,7 +194,7 @@ impl Origins {
             .and_then(|host| host.to_str().ok())
             .zip(origin.split_once("://").map(|(_, authority)| authority))
             .is_some_and(|(host, authority)| authority.eq_ignore_ascii_case(host));
-        same_origin || self.allows_credentials(origin)
+        same_origin || allowed(origin)
     }
 }
 

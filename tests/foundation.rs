@@ -439,3 +439,78 @@ async fn health_shows_strangers_the_state_without_the_details() {
     assert!(admin["adapter"]["node"].is_string());
     assert!(admin["database"]["backend"].is_string());
 }
+
+/// The status line a websocket handshake from `origin` gets.
+async fn websocket_handshake(app: &TestApp, origin: Option<&str>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let origin = origin.map_or(String::new(), |origin| format!("Origin: {origin}\r\n"));
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {}\r\n{origin}\
+         Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        app.addr
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let read = stream.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..read])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn socket_handshakes_from_pages_of_other_origins_are_refused() {
+    let app = spawn_app_with(&["--cors-origins", "https://shop.example.com"]).await;
+    let polling = |origin: Option<&'static str>| {
+        let mut request = app.http.get(app.url("/socket.io/?EIO=4&transport=polling"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let evil = polling(Some("https://evil.example")).await.unwrap();
+    assert_eq!(evil.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        evil.json::<Value>().await.unwrap()["code"],
+        "ORIGIN_NOT_ALLOWED"
+    );
+    assert_eq!(
+        polling(Some("https://shop.example.com"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "the widget's site"
+    );
+    assert_eq!(
+        polling(None).await.unwrap().status(),
+        StatusCode::OK,
+        "clients without a page (Node) send no Origin"
+    );
+    assert!(
+        websocket_handshake(&app, Some("https://evil.example"))
+            .await
+            .contains("403")
+    );
+    assert!(
+        websocket_handshake(&app, Some("https://shop.example.com"))
+            .await
+            .contains("101")
+    );
+    let own = format!("http://{}", app.addr);
+    assert!(
+        websocket_handshake(&app, Some(&own)).await.contains("101"),
+        "the built-in pages"
+    );
+    assert!(websocket_handshake(&app, None).await.contains("101"));
+
+    let unchecked = spawn_app_with(&["--socket-check-origin", "false"]).await;
+    assert!(
+        websocket_handshake(&unchecked, Some("https://evil.example"))
+            .await
+            .contains("101")
+    );
+}

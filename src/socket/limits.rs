@@ -117,8 +117,9 @@ impl AddressLimits {
     }
 }
 
-/// Spends a new Engine.IO session of the client's address on each handshake
-/// (a Socket.IO request without a `sid`); other requests pass.
+/// On each handshake (a Socket.IO request without a `sid`): refuses a browser
+/// page of an origin not allowed (`SOCKET_CHECK_ORIGIN`), and spends a new
+/// Engine.IO session of the client's address. Other requests pass.
 pub async fn limit_handshakes(
     State(state): State<AppState>,
     request: Request,
@@ -130,6 +131,15 @@ pub async fn limit_handshakes(
             .query()
             .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("sid=")));
     if is_handshake {
+        if state.config.socket_check_origin && !state.origins.connection_allowed(request.headers())
+        {
+            metrics::refused("socket_origin");
+            return AppError::Forbidden {
+                code: "ORIGIN_NOT_ALLOWED",
+                message: "This page's origin may not connect; list it in CORS_ORIGINS".to_owned(),
+            }
+            .into_response();
+        }
         let (parts, body) = request.into_parts();
         if let Err(refused) = state.socket_limits.handshake(&parts) {
             return refused.into_response();
