@@ -34,14 +34,20 @@ async fn run_file(file: &Path) -> Result<(), String> {
     .await
 }
 
+/// The files run one at a time: each starts a server and Node, and two of
+/// them beside each other on two cores stretch the waits some tests allow
+/// for what must not arrive.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn run(name: &str) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let file = js_dir().join(name);
     if let Err(report) = run_file(&file).await {
         panic!("{}:\n{report}", file.display());
     }
 }
 
-/// One test per file, so a failure names its file and files run in parallel.
+/// One test per file, so a failure names its file.
 macro_rules! js_test_files {
     ($($test:ident => $file:literal,)*) => {
         const FILES: &[&str] = &[$($file),*];
