@@ -60,10 +60,12 @@ export async function startProxy(target = SERVER_URL) {
   };
 }
 
-/** A network drop of `context` behind `proxy`, and its end. */
+/** A network drop of `context` behind `proxy`, and its end. The connections
+ * are cut before the browser is set offline: the page must see them close,
+ * and the proxy refuses new ones either way. */
 export async function goOffline(context, proxy) {
-  await context.setOffline(true);
   proxy.cut();
+  await context.setOffline(true);
 }
 
 export async function goOnline(context, proxy) {
