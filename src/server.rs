@@ -274,6 +274,10 @@ impl Server {
             }
         }
         io.close().await;
+        // Visitors reconnecting elsewhere are sent what they miss from now.
+        if let Err(err) = livechat::presence::node_stopping(&state).await {
+            tracing::warn!(%err, "recording that this node's visitors went");
+        }
         if tokio::time::timeout(grace, serving).await.is_err() {
             tracing::warn!("connections still open after the grace period");
         }

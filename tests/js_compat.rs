@@ -71,6 +71,7 @@ js_test_files! {
     livechat => "livechat.test.mjs",
     livechat_legacy => "livechat_legacy.test.mjs",
     livechat_order => "livechat_order.test.mjs",
+    livechat_reconnect => "livechat_reconnect.test.mjs",
     resume => "resume.test.mjs",
     transport => "transport.test.mjs",
 }

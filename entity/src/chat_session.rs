@@ -21,6 +21,12 @@ pub struct Model {
     /// The node generating that answer; another node retries it once this one
     /// stops beating its heartbeat.
     pub ai_reply_node: Option<String>,
+    /// The node holding the session's newest visitor socket; left set when
+    /// that node dies without saying its socket went.
+    pub visitor_node: Option<String>,
+    /// While no visitor socket is connected: the newest message of the session
+    /// when the last one went. The next visitor socket is sent the replies after it.
+    pub visitor_away_after: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

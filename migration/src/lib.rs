@@ -9,6 +9,7 @@ mod m20261121_000004_assistant;
 mod m20261121_000005_coach;
 mod m20261202_000006_hardening;
 mod m20261203_000007_cluster;
+mod m20261207_000008_visitor_presence;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_coach::Migration),
             Box::new(m20261202_000006_hardening::Migration),
             Box::new(m20261203_000007_cluster::Migration),
+            Box::new(m20261207_000008_visitor_presence::Migration),
         ]
     }
 }

@@ -56,6 +56,22 @@ fn live_cutoff() -> chrono::DateTime<Utc> {
     Utc::now() - chrono::Duration::from_std(DEAD_AFTER).unwrap_or_default()
 }
 
+/// A node's last heartbeat, when the registry still lists it.
+pub async fn last_heartbeat(
+    db: &DatabaseConnection,
+    node: &str,
+) -> Result<Option<chrono::DateTime<Utc>>, DbErr> {
+    Ok(cluster_node::Entity::find_by_id(node.to_owned())
+        .one(db)
+        .await?
+        .map(|row| row.heartbeat_at))
+}
+
+/// Whether a node that beat at `heartbeat` counts as alive.
+pub fn beat_recently(heartbeat: chrono::DateTime<Utc>) -> bool {
+    heartbeat > live_cutoff()
+}
+
 /// Refreshes this node's heartbeat.
 pub async fn beat(db: &DatabaseConnection, node: &NodeId) -> Result<(), DbErr> {
     let now = Utc::now();

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     domain::{MessageText, MessageView, SessionId, Visitor},
+    presence::{self, Known},
     service::{self, FollowUp},
 };
 use utoipa::ToSchema;
@@ -62,7 +63,8 @@ pub fn register(table: &mut EventTable, config: &Config) {
         .emits::<Typing>("user-typing", "To the admins: a visitor is typing")
         .emits::<Typing>("admin-typing", "To the session: an admin is typing")
         .emits::<SocketError>(ERROR_EVENT, "To the sender: its event was refused; nothing was stored")
-        .on_handshake(|cx, _auth| admit_admin(cx));
+        .on_handshake(|cx, _auth| admit_admin(cx))
+        .on_disconnect(visitor_left);
 }
 
 /// Admin sockets; every socket in legacy mode, where dashboards carry no token.
@@ -199,6 +201,8 @@ struct UserConnected {
     // A client's `ipAddress` is not read: the session records the address the
     // server saw, so the console shows no visitor-chosen address.
     user_agent: Option<String>,
+    /// The newest row the client has: it is sent every row after it.
+    last_message_id: Option<i64>,
 }
 
 /// `{sessionId, message, timestamp?}`; the server's clock stamps the message.
@@ -235,8 +239,95 @@ async fn user_connected(cx: EventContext, payload: UserConnected) -> AppResult<(
     admit_chat(&cx, &room)?;
     let visitor = visitor(&cx, payload.user_agent);
     service::ensure_session(&cx.state, &session, visitor).await?;
+    let known = match payload.last_message_id {
+        Some(id) => Known::Through(id),
+        None => Known::Unsaid,
+    };
+    let _guard = service::lock(&cx.state, &session).await;
+    enter_session(&cx, &session, known, true).await
+}
+
+/// The socket joins the session's room, first sent (in order, once) what it
+/// missed: the rows after the one it names, or, when it names none and is
+/// new to the room, the replies sent while no visitor socket was connected.
+/// `say_thinking`: tell it when the AI is answering. The caller holds the
+/// session's lock. A session that does not exist is not joined.
+async fn enter_session(
+    cx: &EventContext,
+    session: &SessionId,
+    known: Known,
+    say_thinking: bool,
+) -> AppResult<()> {
+    let room = session_room(session);
+    if matches!(known, Known::Unsaid) && cx.session.remembers(&room) {
+        return Ok(());
+    }
+    let (hub, sid) = (&cx.state.hub, cx.socket.id());
+    let Some(catch_up) =
+        presence::visitor_arrived(&cx.state, session, known, || hub.occupied(&room, sid)).await?
+    else {
+        return Ok(());
+    };
+    if catch_up.unknown_row {
+        let unknown = AppError::Invalid {
+            code: "UNKNOWN_MESSAGE_ID",
+            message: "lastMessageId is not a message of this session; the whole history follows"
+                .to_owned(),
+        };
+        cx.socket.emit(ERROR_EVENT, &unknown.to_socket_error());
+    }
+    for row in &catch_up.rows {
+        cx.socket.emit(row_event(row), row);
+    }
+    if say_thinking && catch_up.ai_answering {
+        cx.socket.emit(
+            "ai-thinking",
+            &AiThinking {
+                session_id: session.as_str(),
+                is_thinking: true,
+            },
+        );
+    }
     cx.join_once(room);
     Ok(())
+}
+
+/// The event a stored row travels as.
+fn row_event(row: &MessageView) -> &'static str {
+    match row.sender_type.as_str() {
+        "user" => "user-message",
+        "admin" => "admin-reply",
+        _ => "ai-reply",
+    }
+}
+
+/// A socket that was in session rooms went: each session it leaves without
+/// a visitor socket anywhere remembers what had been sent to it.
+fn visitor_left(cx: &SocketContext) {
+    let sessions: Vec<SessionId> = cx
+        .socket
+        .rooms()
+        .iter()
+        .filter_map(|room| SESSION.key(room))
+        .filter_map(|key| SessionId::parse(key, 1).ok())
+        .collect();
+    if sessions.is_empty() {
+        return;
+    }
+    let left_at = chrono::Utc::now();
+    let (state, sid) = (cx.state.clone(), cx.socket.id());
+    cx.state.tasks.spawn(async move {
+        for session in sessions {
+            let room = session_room(&session);
+            let _guard = service::lock(&state, &session).await;
+            if state.hub.occupied(&room, sid).await {
+                continue;
+            }
+            if let Err(err) = presence::visitor_left(&state, &session, left_at).await {
+                tracing::warn!(%err, %session, "could not record that a visitor went");
+            }
+        }
+    });
 }
 
 /// A socket naming a chat it has not named lately may be starting one: its
@@ -264,7 +355,7 @@ async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
     let guard = service::lock(state, &session).await;
     let (row, follow_up) =
         service::record_user_message(state, &session, text, || visitor(&cx, None)).await?;
-    cx.join_once(room);
+    enter_session(&cx, &session, Known::Unsaid, follow_up != FollowUp::AiReply).await?;
     admins(state).emit("user-message", &row).await;
     cx.socket.emit("message-received", &Received { id: row.id });
     match follow_up {
@@ -359,8 +450,12 @@ pub async fn retry_orphaned_replies(state: &AppState) {
 }
 
 async fn user_typing(cx: EventContext, payload: Typing) -> AppResult<()> {
-    let (_, typing) = typing_of(&cx.state.config, payload)?;
+    let (session, typing) = typing_of(&cx.state.config, payload)?;
     admins(&cx.state).emit("user-typing", &typing).await;
+    if !cx.session.remembers(&session_room(&session)) {
+        let _guard = service::lock(&cx.state, &session).await;
+        enter_session(&cx, &session, Known::Unsaid, true).await?;
+    }
     Ok(())
 }
 

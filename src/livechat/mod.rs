@@ -9,11 +9,13 @@
 //! - [`cache`]: hand-off flags and AI settings kept in memory.
 //! - [`domain`]: session ids, message texts and rows as validated values.
 //! - [`handoff`]: when a visitor is asking for a human.
+//! - [`presence`]: where a session's visitor is, and what it missed while away.
 
 pub mod cache;
 pub mod domain;
 pub mod events;
 pub mod handoff;
+pub mod presence;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -60,6 +60,11 @@ impl ClientSocket {
         }
     }
 
+    /// The rooms this socket is in.
+    pub fn rooms(&self) -> Vec<String> {
+        each_adapter!(self, socket => socket.rooms().into_iter().map(String::from).collect())
+    }
+
     pub fn req_parts(&self) -> &axum::http::request::Parts {
         each_adapter!(self, socket => socket.req_parts())
     }

@@ -91,6 +91,20 @@ impl Hub {
         }
     }
 
+    /// Whether a socket other than `except` is in `room`, on any node. When
+    /// the other nodes cannot be asked, this node's sockets answer.
+    pub async fn occupied(&self, room: &Room, except: Sid) -> bool {
+        let Some(io) = self.io() else { return false };
+        let name = Cow::from(room.clone());
+        each_io!(io, io => match io.to(name.clone()).fetch_sockets().await {
+            Ok(sockets) => sockets.iter().any(|socket| socket.data().id != except),
+            Err(err) => {
+                warn_limited!(%err, "the other nodes are unreachable; counting this node's sockets only");
+                io.to(name).sockets().iter().any(|socket| socket.id != except)
+            }
+        })
+    }
+
     /// A socket connected to this node.
     pub fn local_socket(&self, sid: Sid) -> Option<ClientSocket> {
         each_io!(self.io()?, io => io.get_socket(sid).map(ClientSocket::from))

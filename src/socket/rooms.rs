@@ -23,6 +23,11 @@ impl RoomKind {
     pub fn room(self, key: &str) -> Room {
         Room(Cow::Owned(format!("{}:{key}", self.0)))
     }
+
+    /// The key of `room` when it is a room of this kind.
+    pub fn key(self, room: &str) -> Option<&str> {
+        room.strip_prefix(self.0)?.strip_prefix(':')
+    }
 }
 
 /// A room name as the adapter sees it.
@@ -77,5 +82,8 @@ mod tests {
             assert!(room.as_str().starts_with("livechat-session:"));
         }
         assert!(Room::socket(Sid::new()).as_str().starts_with("socket:"));
+        assert_eq!(session.key(session.room("a:b").as_str()), Some("a:b"));
+        assert_eq!(session.key("livechat-sessionx:a"), None);
+        assert_eq!(session.key(admins.as_str()), None);
     }
 }

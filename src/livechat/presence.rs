@@ -1,0 +1,236 @@
+//! Nothing missed across reconnects. A session's row records the node holding
+//! its newest visitor socket (`visitor_node`) and, once no visitor socket of
+//! it is connected anywhere, when the last one went (`visitor_away_after`:
+//! the newest message stamped before that moment). The next visitor socket
+//! that names the session is first sent the replies stored after it.
+//!
+//! Everything is read from the database, so the visitor may come back on
+//! another node, or after the node it was on was killed: a node that died
+//! without recording its visitors' departure is taken to have delivered
+//! what it stored up to its last heartbeat (alone, up to this process's
+//! start). What stays ambiguous: a reply written to a connection in the
+//! instant it was cut counts as delivered; after a killed node, replies of
+//! its last heartbeat interval may arrive twice.
+//!
+//! Every function here runs under the session's lock (see
+//! [`super::service::lock`]), so on one node a departure, a return and a
+//! reply never interleave.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use entity::{chat_message, chat_session};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Expr,
+};
+
+use super::domain::{MessageView, Sender, SessionId};
+use crate::{cluster::nodes, error::AppResult, state::AppState};
+
+/// The most rows one return sends (the newest ones); older ones stay readable
+/// over REST.
+pub const CATCH_UP_LIMIT: u64 = 1000;
+
+/// What the returning socket already has.
+#[derive(Debug, Clone, Copy)]
+pub enum Known {
+    /// The client does not say: the server's record of the session decides.
+    Unsaid,
+    /// The client names the newest row it has.
+    Through(i64),
+}
+
+/// What a returning visitor socket is sent before it joins the session's room.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    /// Oldest first.
+    pub rows: Vec<MessageView>,
+    /// The AI is answering the session right now.
+    pub ai_answering: bool,
+    /// The row the client named is not one of the session's: `rows` is the
+    /// whole history.
+    pub unknown_row: bool,
+}
+
+/// A visitor socket names `session` (for the first time, or with the row it
+/// has). `someone_there` says whether another socket is in the session's
+/// room on any node; it is asked only when this node cannot tell otherwise.
+/// `None`: there is no such session.
+pub async fn visitor_arrived<F>(
+    state: &AppState,
+    session: &SessionId,
+    known: Known,
+    someone_there: impl FnOnce() -> F,
+) -> AppResult<Option<CatchUp>>
+where
+    F: Future<Output = bool>,
+{
+    let db = &state.db;
+    let Some(record) = chat_session::Entity::find()
+        .filter(chat_session::Column::SessionId.eq(session.as_str()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let me = state.cluster.node().as_str();
+    let mut catch_up = CatchUp {
+        ai_answering: record.ai_reply_pending_at.is_some(),
+        ..CatchUp::default()
+    };
+    match known {
+        Known::Through(id) => match i32::try_from(id) {
+            Ok(id) if has_row(db, session, id).await? => {
+                catch_up.rows = rows_after(db, session, Some(id), false).await?;
+            }
+            _ => {
+                catch_up.unknown_row = true;
+                catch_up.rows = rows_after(db, session, None, false).await?;
+            }
+        },
+        Known::Unsaid => {
+            let away_after = match (record.visitor_away_after, &record.visitor_node) {
+                (Some(after), _) => Some(after),
+                (None, Some(node)) if node != me && !someone_there().await => {
+                    vanished_after(state, session, node).await?
+                }
+                _ => None,
+            };
+            if let Some(after) = away_after {
+                // The room never carries the visitor's own messages.
+                catch_up.rows = rows_after(db, session, Some(after), true).await?;
+            }
+        }
+    }
+    if record.visitor_node.as_deref() != Some(me) || record.visitor_away_after.is_some() {
+        chat_session::Entity::update_many()
+            .col_expr(chat_session::Column::VisitorNode, Expr::value(me))
+            .col_expr(
+                chat_session::Column::VisitorAwayAfter,
+                Expr::value(Option::<i32>::None),
+            )
+            .filter(chat_session::Column::SessionId.eq(session.as_str()))
+            .exec(db)
+            .await?;
+    }
+    Ok(Some(catch_up))
+}
+
+/// The last visitor socket of `session` on this node went at `at`, and no
+/// other is connected anywhere: the session remembers what had been sent.
+/// Nothing changes when a socket on another node has named it since.
+pub async fn visitor_left(
+    state: &AppState,
+    session: &SessionId,
+    at: DateTime<Utc>,
+) -> AppResult<()> {
+    mark_away(
+        state,
+        Condition::all().add(chat_session::Column::SessionId.eq(session.as_str())),
+        at,
+    )
+    .await
+}
+
+/// This node stops: every session whose visitor it held is marked away now.
+pub async fn node_stopping(state: &AppState) -> AppResult<()> {
+    mark_away(state, Condition::all(), Utc::now()).await
+}
+
+async fn mark_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> AppResult<()> {
+    chat_session::Entity::update_many()
+        .col_expr(
+            chat_session::Column::VisitorAwayAfter,
+            newest_row_before(at),
+        )
+        .col_expr(
+            chat_session::Column::VisitorNode,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(which)
+        .filter(chat_session::Column::VisitorNode.eq(state.cluster.node().as_str()))
+        .filter(chat_session::Column::VisitorAwayAfter.is_null())
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
+/// The id of the session's newest message stamped at or before `at` (0: none),
+/// as a column expression of the session's row.
+fn newest_row_before(at: DateTime<Utc>) -> Expr {
+    Expr::cust_with_values(
+        "(SELECT COALESCE(MAX(m.id), 0) FROM chat_messages m \
+         WHERE m.session_id = chat_sessions.session_id AND m.timestamp <= ?)",
+        [at],
+    )
+}
+
+/// The visitor's socket was on `node`, which recorded no departure and holds
+/// no socket of the session any more. A dead node delivered up to its last
+/// heartbeat; a node the registry forgot was, when this node runs alone, a
+/// previous process (nothing was delivered after this one started). A live
+/// node records its sockets' departure itself: `None`.
+async fn vanished_after(
+    state: &AppState,
+    session: &SessionId,
+    node: &str,
+) -> AppResult<Option<i32>> {
+    let until = match nodes::last_heartbeat(&state.db, node).await? {
+        Some(beat) if nodes::beat_recently(beat) => return Ok(None),
+        Some(beat) => beat,
+        None if !state.cluster.is_shared() => {
+            Utc::now() - chrono::Duration::from_std(state.started_at.elapsed()).unwrap_or_default()
+        }
+        None => return Ok(None),
+    };
+    let newest: Option<i32> = chat_message::Entity::find()
+        .select_only()
+        .column_as(chat_message::Column::Id.max(), "newest")
+        .filter(chat_message::Column::SessionId.eq(session.as_str()))
+        .filter(chat_message::Column::Timestamp.lte(until))
+        .into_tuple::<Option<i32>>()
+        .one(&state.db)
+        .await?
+        .flatten();
+    Ok(Some(newest.unwrap_or(0)))
+}
+
+async fn has_row(db: &DatabaseConnection, session: &SessionId, id: i32) -> AppResult<bool> {
+    Ok(chat_message::Entity::find_by_id(id)
+        .filter(chat_message::Column::SessionId.eq(session.as_str()))
+        .select_only()
+        .column(chat_message::Column::Id)
+        .into_tuple::<i32>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// The session's rows after `after` (all when `None`), oldest first, at most
+/// the newest [`CATCH_UP_LIMIT`]; `replies_only`: the support side's rows.
+async fn rows_after(
+    db: &DatabaseConnection,
+    session: &SessionId,
+    after: Option<i32>,
+    replies_only: bool,
+) -> AppResult<Vec<MessageView>> {
+    let mut query =
+        chat_message::Entity::find().filter(chat_message::Column::SessionId.eq(session.as_str()));
+    if let Some(after) = after {
+        query = query.filter(chat_message::Column::Id.gt(after));
+    }
+    if replies_only {
+        query = query.filter(chat_message::Column::SenderType.ne(Sender::User.as_str()));
+    }
+    let mut rows: Vec<MessageView> = query
+        .order_by_desc(chat_message::Column::Id)
+        .limit(CATCH_UP_LIMIT)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(MessageView::from)
+        .collect();
+    rows.reverse();
+    Ok(rows)
+}
