@@ -168,6 +168,22 @@ async fn flows_cross_nodes_over_postgres() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_missed_when_visitors_reconnect_to_the_other_node() {
+    let nodes = Nodes::start(
+        Adapter::Redis,
+        2,
+        &[
+            "--socket-events-per-sec",
+            "200",
+            "--socket-event-burst",
+            "400",
+        ],
+    )
+    .await;
+    nodes.run_js("reconnect.test.mjs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_starting_at_once_on_an_empty_database_agree() {
     let database = TestDatabase::create_postgres().await;
     let mock = MockAi::start().await.unwrap();
@@ -419,6 +435,100 @@ async fn a_node_killed_mid_stream_loses_nothing_acknowledged() {
         );
     }
     drop(widget);
+}
+
+/// The message of the next `admin-reply` on `socket`; a test that misses it
+/// fails instead of waiting for ever.
+async fn next_reply(socket: &mut SioClient) -> Value {
+    tokio::time::timeout(Duration::from_secs(15), socket.next_named("admin-reply"))
+        .await
+        .expect("an admin-reply within 15 s")
+        .unwrap()["message"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_whose_node_was_killed_gets_the_replies_on_the_other_node() {
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let mut nodes = Nodes::start(Adapter::Redis, 2, &[]).await;
+    let mut balancer = TcpProxy::start(nodes.nodes[0].addr).await;
+    let through = format!("http://{}", balancer.addr);
+    let http = reqwest::Client::new();
+    let token = admin_token(&http, &nodes.nodes[1]).await;
+    let mut admin = SioClient::connect(&nodes.nodes[1].base_url, Some(&json!({ "token": token })))
+        .await
+        .unwrap();
+    let reply = async |admin: &mut SioClient, message: &str| {
+        admin
+            .emit(
+                "admin-reply",
+                &json!({ "sessionId": SESSION, "message": message }),
+            )
+            .await
+            .unwrap();
+        let row = tokio::time::timeout(Duration::from_secs(15), admin.next_named("admin-reply"))
+            .await
+            .expect("the reply is stored")
+            .unwrap();
+        assert_eq!(row["message"], message);
+        row
+    };
+    const SESSION: &str = "killed-node-visitor";
+    let mut widget = SioClient::connect(&through, None).await.unwrap();
+    widget
+        .emit(
+            "user-message",
+            &json!({ "sessionId": SESSION, "message": "hi" }),
+        )
+        .await
+        .unwrap();
+    widget.next_named("message-received").await.unwrap();
+    let before = reply(&mut admin, "before").await;
+    assert_eq!(next_reply(&mut widget).await, "before");
+    // Node A beats once more after "before": a killed node counts as having
+    // delivered up to its last heartbeat.
+    let db = Database::connect(&nodes.database.url).await.unwrap();
+    let stamped = chrono::DateTime::parse_from_rfc3339(before["timestamp"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    eventually(
+        Duration::from_secs(20),
+        "every node beats after the reply",
+        || {
+            let db = db.clone();
+            async move {
+                let row = db
+                    .query_one_raw(Statement::from_sql_and_values(
+                        db.get_database_backend(),
+                        "SELECT COUNT(*) AS behind FROM cluster_nodes WHERE heartbeat_at <= $1",
+                        [stamped.into()],
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get::<i64>("", "behind").unwrap() == 0
+            }
+        },
+    )
+    .await;
+
+    nodes.nodes[0].kill();
+    balancer.redirect(nodes.nodes[1].addr).await;
+    reply(&mut admin, "while away 1").await;
+    reply(&mut admin, "while away 2").await;
+    let mut widget = SioClient::connect(&through, None).await.unwrap();
+    widget
+        .emit(
+            "user-typing",
+            &json!({ "sessionId": SESSION, "isTyping": true }),
+        )
+        .await
+        .unwrap();
+    for expected in ["while away 1", "while away 2"] {
+        assert_eq!(next_reply(&mut widget).await, expected);
+    }
+    reply(&mut admin, "after").await;
+    assert_eq!(next_reply(&mut widget).await, "after");
 }
 
 /// A Redis server of the test's own, so it can be stopped and started again.

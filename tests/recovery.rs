@@ -183,3 +183,82 @@ async fn a_live_chat_answer_cut_off_by_a_crash_is_generated_again() {
             .is_empty()
     );
 }
+
+/// The message of the next `admin-reply` on `socket`; a test that misses it
+/// fails instead of waiting for ever.
+async fn next_reply(socket: &mut SioClient) -> Value {
+    tokio::time::timeout(Duration::from_secs(15), socket.next_named("admin-reply"))
+        .await
+        .expect("an admin-reply within 15 s")
+        .unwrap()["message"]
+        .clone()
+}
+
+async fn admin_socket(server: &ServerProcess) -> SioClient {
+    let login: Value = reqwest::Client::new()
+        .post(server.url("/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let auth = json!({ "token": login["accessToken"] });
+    SioClient::connect(&server.base_url, Some(&auth))
+        .await
+        .unwrap()
+}
+
+/// Sends an admin reply and waits until it is stored (the admins get it back).
+async fn reply(admin: &mut SioClient, session: &str, message: &str) {
+    admin
+        .emit(
+            "admin-reply",
+            &json!({ "sessionId": session, "message": message }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_reply(admin).await, message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_stored_after_a_sigkill_reach_the_visitor_when_it_returns() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let mut server = ServerProcess::start(&database.url, &mock, &[], None);
+    let session = "restart-visitor-0001";
+    let mut admin = admin_socket(&server).await;
+    let mut widget = SioClient::connect(&server.base_url, None).await.unwrap();
+    widget
+        .emit(
+            "user-message",
+            &json!({ "sessionId": session, "message": "hello" }),
+        )
+        .await
+        .unwrap();
+    widget.next_named("message-received").await.unwrap();
+    reply(&mut admin, session, "before").await;
+    assert_eq!(next_reply(&mut widget).await, "before");
+    // Killed: the widget's departure is never recorded.
+    server.kill();
+
+    let server = ServerProcess::start(&database.url, &mock, &[], None);
+    let mut admin = admin_socket(&server).await;
+    reply(&mut admin, session, "while down 1").await;
+    reply(&mut admin, session, "while down 2").await;
+    // The unchanged widget reconnects and says nothing until its visitor types.
+    let mut widget = SioClient::connect(&server.base_url, None).await.unwrap();
+    widget
+        .emit(
+            "user-typing",
+            &json!({ "sessionId": session, "isTyping": true }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(next_reply(&mut widget).await, "while down 1");
+    assert_eq!(next_reply(&mut widget).await, "while down 2");
+    // Then live, and "before" was not sent again.
+    reply(&mut admin, session, "after").await;
+    assert_eq!(next_reply(&mut widget).await, "after");
+}

@@ -67,11 +67,6 @@ pub async fn last_heartbeat(
         .map(|row| row.heartbeat_at))
 }
 
-/// Whether a node that beat at `heartbeat` counts as alive.
-pub fn beat_recently(heartbeat: chrono::DateTime<Utc>) -> bool {
-    heartbeat > live_cutoff()
-}
-
 /// Refreshes this node's heartbeat.
 pub async fn beat(db: &DatabaseConnection, node: &NodeId) -> Result<(), DbErr> {
     let now = Utc::now();

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use entity::{chat_message, chat_session};
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::Expr,
+    sea_query::{Alias, Expr, ExprTrait, Func, Query, SubQueryStatement},
 };
 
 use super::domain::{MessageView, Sender, SessionId};
@@ -79,30 +79,27 @@ where
         ai_answering: record.ai_reply_pending_at.is_some(),
         ..CatchUp::default()
     };
-    match known {
-        Known::Through(id) => match i32::try_from(id) {
-            Ok(id) if has_row(db, session, id).await? => {
-                catch_up.rows = rows_after(db, session, Some(id), false).await?;
-            }
+    // The rows to send: after which id (all: `None`), and whether only replies.
+    let replay = match (known, record.visitor_away_after, &record.visitor_node) {
+        (Known::Through(id), ..) => match i32::try_from(id) {
+            Ok(id) if has_row(db, session, id).await? => Some((Some(id), false)),
             _ => {
                 catch_up.unknown_row = true;
-                catch_up.rows = rows_after(db, session, None, false).await?;
+                Some((None, false))
             }
         },
-        Known::Unsaid => {
-            let away_after = match (record.visitor_away_after, &record.visitor_node) {
-                (Some(after), _) => Some(after),
-                (None, Some(node)) if node != me && !someone_there().await => {
-                    vanished_after(state, session, node).await?
-                }
-                _ => None,
-            };
-            if let Some(after) = away_after {
-                // The room never carries the visitor's own messages.
-                catch_up.rows = rows_after(db, session, Some(after), true).await?;
-            }
+        // The room never carries the visitor's own messages.
+        (Known::Unsaid, Some(after), _) => Some((Some(after), true)),
+        (Known::Unsaid, None, Some(node)) if node != me && !someone_there().await => {
+            vanished_after(state, session, node)
+                .await?
+                .map(|after| (Some(after), true))
         }
-    }
+        _ => None,
+    };
+    // Recorded before the rows are read: the caller joins the room right
+    // after reading them, and the shorter that gap, the less a reply stored
+    // on another node meanwhile can slip between them.
     if record.visitor_node.as_deref() != Some(me) || record.visitor_away_after.is_some() {
         chat_session::Entity::update_many()
             .col_expr(chat_session::Column::VisitorNode, Expr::value(me))
@@ -113,6 +110,9 @@ where
             .filter(chat_session::Column::SessionId.eq(session.as_str()))
             .exec(db)
             .await?;
+    }
+    if let Some((after, replies_only)) = replay {
+        catch_up.rows = rows_after(db, session, after, replies_only).await?;
     }
     Ok(Some(catch_up))
 }
@@ -159,25 +159,33 @@ async fn mark_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> App
 /// The id of the session's newest message stamped at or before `at` (0: none),
 /// as a column expression of the session's row.
 fn newest_row_before(at: DateTime<Utc>) -> Expr {
-    Expr::cust_with_values(
-        "(SELECT COALESCE(MAX(m.id), 0) FROM chat_messages m \
-         WHERE m.session_id = chat_sessions.session_id AND m.timestamp <= ?)",
-        [at],
-    )
+    let m = Alias::new("m");
+    let newest = Query::select()
+        .expr(Func::coalesce([
+            Func::max(Expr::col((m.clone(), chat_message::Column::Id))).into(),
+            Expr::val(0),
+        ]))
+        .from_as(chat_message::Entity, m.clone())
+        .and_where(
+            Expr::col((m.clone(), chat_message::Column::SessionId))
+                .equals((chat_session::Entity, chat_session::Column::SessionId)),
+        )
+        .and_where(Expr::col((m, chat_message::Column::Timestamp)).lte(at))
+        .to_owned();
+    Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(newest)))
 }
 
 /// The visitor's socket was on `node`, which recorded no departure and holds
-/// no socket of the session any more. A dead node delivered up to its last
-/// heartbeat; a node the registry forgot was, when this node runs alone, a
-/// previous process (nothing was delivered after this one started). A live
-/// node records its sockets' departure itself: `None`.
+/// no socket of the session any more: it was killed (or its record of the
+/// departure is still on its way). It delivered up to its last heartbeat; a
+/// node the registry no longer lists was, when this node runs alone, a
+/// previous process, which delivered nothing after this one started.
 async fn vanished_after(
     state: &AppState,
     session: &SessionId,
     node: &str,
 ) -> AppResult<Option<i32>> {
     let until = match nodes::last_heartbeat(&state.db, node).await? {
-        Some(beat) if nodes::beat_recently(beat) => return Ok(None),
         Some(beat) => beat,
         None if !state.cluster.is_shared() => {
             Utc::now() - chrono::Duration::from_std(state.started_at.elapsed()).unwrap_or_default()

@@ -190,7 +190,7 @@ export async function flap({ targets, token, seconds = 21, cutEvery = 3_000, per
       const stored = (await response.json()).filter((row) => row.senderType !== 'user');
       const storedIds = new Set(stored.map((row) => row.id));
       const ids = v.replies.map((row) => row.id);
-      assert.equal(new Set(ids).size, ids.length, `no reply twice (${v.sessionId})`);
+      assert.equal(new Set(ids).size, ids.length, `no reply twice (${v.saysWhatItHas ? 'naming lastMessageId' : 'unchanged'}): got ${ids} of ${stored.map((row) => row.id)}`);
       for (const row of v.replies) {
         assert.equal(row.sessionId, v.sessionId, 'only its own session\'s replies');
         assert.ok(storedIds.has(row.id), 'only stored replies');
@@ -199,7 +199,7 @@ export async function flap({ targets, token, seconds = 21, cutEvery = 3_000, per
       totals[kind][0] += ids.length;
       totals[kind][1] += stored.length;
       if (v.saysWhatItHas) {
-        assert.deepEqual(ids, stored.map((row) => row.id), 'every reply, in order');
+        assert.deepEqual(ids, stored.map((row) => row.id), `every reply, in order: got ${ids} of ${stored.map((row) => row.id)}`);
         assert.deepEqual(v.errors, [], 'no chat-error');
       }
     }
