@@ -1,4 +1,5 @@
-//! The process killed with SIGKILL and started again on the same database:
+//! Clients cut off mid-stream (they catch up when they join again), and the
+//! process killed with SIGKILL and started again on the same database:
 //! every acknowledged live-chat message is there, an assistant reply that was
 //! streaming is marked `interrupted` with what was saved, and a live-chat AI
 //! answer that was being generated is generated again. Runs on SQLite, and on
@@ -261,4 +262,165 @@ async fn replies_stored_after_a_sigkill_reach_the_visitor_when_it_returns() {
     // Then live, and "before" was not sent again.
     reply(&mut admin, session, "after").await;
     assert_eq!(next_reply(&mut widget).await, "after");
+}
+
+/// Events on `socket` until `stream_complete`, as (name, data), failing after 30 s.
+async fn until_complete(socket: &mut SioClient) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let incoming = tokio::time::timeout_at(deadline.into(), socket.next())
+            .await
+            .expect("stream_complete within 30 s")
+            .unwrap();
+        if let Incoming::Event { name, data } = incoming {
+            let done = name == "stream_complete";
+            seen.push((name, data));
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+/// Starts a long streaming answer; its conversation and reply ids.
+async fn long_answer(asker: &mut SioClient) -> (String, String) {
+    asker
+        .emit(
+            "stream_chat",
+            &json!({ "message": "a long answer [[mock:words=400]] [[mock:delay=20]]" }),
+        )
+        .await
+        .unwrap();
+    let start = asker.next_named("stream_start").await.unwrap();
+    (
+        start["conversationId"].as_str().unwrap().to_owned(),
+        start["messageId"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn stored_reply(server: &ServerProcess, conversation: &str, message: &str) -> String {
+    let view = get_json(
+        server.url(&format!("/api/conversations/{conversation}")),
+        None,
+    )
+    .await;
+    view["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == message)
+        .expect("the reply is stored")["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_cut_off_mid_stream_catches_up_and_ends_with_the_stored_reply() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let server = ServerProcess::start(&database.url, &mock, &["--stream-persist-ms", "100"], None);
+    let mut asker = SioClient::connect(&server.base_url, None).await.unwrap();
+    let (conversation, message) = long_answer(&mut asker).await;
+    let mut proxy = TcpProxy::start(server.addr).await;
+    let through = format!("http://{}", proxy.addr);
+    let mut listener = SioClient::connect(&through, None).await.unwrap();
+    listener
+        .emit("join_conversation", &json!(conversation))
+        .await
+        .unwrap();
+    let had = listener.next_named("stream_chunk").await.unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    proxy.cut();
+    // The answer goes on while the listener is away.
+    loop {
+        let chunk = asker.next_named("stream_chunk").await.unwrap();
+        let content = chunk["content"].as_str().unwrap();
+        if content.split_whitespace().count() > had.split_whitespace().count() + 20 {
+            break;
+        }
+    }
+    proxy.restore().await;
+    let mut back = SioClient::connect(&through, None).await.unwrap();
+    back.emit("join_conversation", &json!(conversation))
+        .await
+        .unwrap();
+    let seen = until_complete(&mut back).await;
+    // Announced at once, then every chunk holds at least the one before.
+    assert_eq!(seen[0].0, "stream_start", "{:?}", seen[0]);
+    assert_eq!(seen[0].1["messageId"], message.as_str());
+    let contents: Vec<&str> = seen
+        .iter()
+        .filter(|(name, _)| name == "stream_chunk")
+        .map(|(_, chunk)| chunk["content"].as_str().unwrap())
+        .collect();
+    assert!(
+        contents[0].split_whitespace().count() > had.split_whitespace().count(),
+        "the first chunk holds what was said while away"
+    );
+    for pair in contents.windows(2) {
+        assert!(pair[1].starts_with(pair[0]), "no chunk out of order");
+    }
+    let last = seen
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "stream_chunk")
+        .unwrap();
+    assert_eq!(last.1["isComplete"], true);
+    assert_eq!(
+        last.1["content"].as_str().unwrap(),
+        stored_reply(&server, &conversation, &message).await
+    );
+    assert_eq!(seen.last().unwrap().1["messageId"], message.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_that_ended_while_the_listener_was_away_arrives_as_its_stream_complete() {
+    let database = TestDatabase::create().await;
+    let mock = MockAi::start().await.unwrap();
+    let server = ServerProcess::start(&database.url, &mock, &[], None);
+    let mut asker = SioClient::connect(&server.base_url, None).await.unwrap();
+    asker
+        .emit(
+            "stream_chat",
+            &json!({ "message": "short [[mock:words=30]] [[mock:delay=20]]" }),
+        )
+        .await
+        .unwrap();
+    let start = asker.next_named("stream_start").await.unwrap();
+    let conversation = start["conversationId"].as_str().unwrap().to_owned();
+    let message = start["messageId"].as_str().unwrap().to_owned();
+    let mut proxy = TcpProxy::start(server.addr).await;
+    let through = format!("http://{}", proxy.addr);
+    let mut listener = SioClient::connect(&through, None).await.unwrap();
+    listener
+        .emit("join_conversation", &json!(conversation))
+        .await
+        .unwrap();
+    listener.next_named("stream_chunk").await.unwrap();
+    proxy.cut();
+    until_complete(&mut asker).await;
+    proxy.restore().await;
+    let mut back = SioClient::connect(&through, None).await.unwrap();
+    back.emit("join_conversation", &json!(conversation))
+        .await
+        .unwrap();
+    let seen = until_complete(&mut back).await;
+    let names: Vec<&str> = seen.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["stream_chunk", "stream_complete"]);
+    let stored = stored_reply(&server, &conversation, &message).await;
+    assert_eq!(seen[0].1["content"].as_str().unwrap(), stored);
+    assert_eq!(seen[0].1["isComplete"], true);
+    let complete = &seen[1].1;
+    assert_eq!(complete["messageId"], message.as_str());
+    assert!(
+        complete["conversation"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == message.as_str() && m["content"] == stored.as_str())
+    );
 }

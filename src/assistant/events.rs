@@ -53,7 +53,7 @@ fn report(socket: &ClientSocket, _event: &'static str, err: AppError) {
 pub fn register(table: &mut EventTable, config: &Config) {
     table
         .flow(config, Flow::Assistant, report)
-        .on("join_conversation", "Follow a conversation's messages and streams", join_conversation)
+        .on("join_conversation", "Follow a conversation's messages and streams; a reply streaming right then comes as `stream_start` and one chunk with the text so far, one that ended in the last two minutes as its last chunk and `stream_complete`", join_conversation)
         .on("leave_conversation", "Stop following a conversation", leave_conversation)
         .on("stream_chat", "Ask: the question is stored and sent as `new_message`; the answer streams as `stream_start`, `stream_chunk`…, `stream_complete`", stream_chat)
         .on("typing_start", "The user is typing; passed to the conversation's other sockets", |cx, payload| typing(cx, payload, true))
@@ -120,8 +120,10 @@ fn conversation_id(payload: ConversationRef) -> AppResult<String> {
 async fn join_conversation(cx: EventContext, payload: ConversationRef) -> AppResult<()> {
     let id = conversation_id(payload)?;
     service::may_follow(&cx.state.db, &access(&cx), &id).await?;
-    cx.socket.join(conversation_room(&id));
-    Ok(())
+    stream::catch_up(&cx.state, &cx.socket, &id, || {
+        cx.socket.join(conversation_room(&id))
+    })
+    .await
 }
 
 async fn leave_conversation(cx: EventContext, payload: ConversationRef) -> AppResult<()> {

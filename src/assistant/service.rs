@@ -498,6 +498,19 @@ async fn insert_message(
 }
 
 /// Saves a reply's text so far (and its status).
+/// The conversation's newest assistant reply, if it has one.
+pub async fn newest_reply(
+    db: &DatabaseConnection,
+    conversation_id: &str,
+) -> AppResult<Option<assistant_message::Model>> {
+    Ok(assistant_message::Entity::find()
+        .filter(assistant_message::Column::ConversationId.eq(conversation_id))
+        .filter(assistant_message::Column::Role.eq("assistant"))
+        .order_by_desc(assistant_message::Column::Seq)
+        .one(db)
+        .await?)
+}
+
 pub async fn save_reply(
     db: &DatabaseConnection,
     message_id: &str,

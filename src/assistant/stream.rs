@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use dashmap::DashMap;
+use entity::assistant_message;
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -25,7 +26,8 @@ use super::{
 };
 use crate::{
     ai::{AiPermit, ChatRequest, StreamItem},
-    error::AppError,
+    error::{AppError, AppResult},
+    socket::ClientSocket,
     state::AppState,
     telemetry::metrics,
 };
@@ -96,6 +98,21 @@ pub(super) struct Chunk<'a> {
     content: &'a str,
     delta: &'a str,
     is_complete: bool,
+}
+
+impl<'a> Chunk<'a> {
+    /// A whole reply as one chunk (`delta` repeats `content`): what catches a
+    /// joining socket up.
+    fn whole(reply: &'a assistant_message::Model, is_complete: bool) -> Self {
+        Self {
+            id: 0,
+            message_id: &reply.id,
+            conversation_id: &reply.conversation_id,
+            content: &reply.content,
+            delta: &reply.content,
+            is_complete,
+        }
+    }
 }
 
 /// `stream_start` and, with the conversation, `stream_complete`.
@@ -257,4 +274,58 @@ async fn run(state: &AppState, generation: Generation, cancel: CancellationToken
         };
         emit(state, &conversation_id, "stream_error", &failure).await;
     }
+}
+
+/// How long after a reply ended a socket joining its conversation is still
+/// sent its `stream_complete`, so a client that was away when it ended learns
+/// it did (clients take a repeated `stream_complete` as a no-op).
+pub const ENDED_LATELY: Duration = Duration::from_secs(120);
+
+/// Brings `socket`, joining a conversation, up to date with its newest reply
+/// (read from the database, so it may stream on another node). One that is
+/// streaming is announced with `stream_start` and one chunk holding the text
+/// so far, and the rest follows live once `join` has run: the next chunk
+/// repeats the whole text anyway. One that ended lately, or ends meanwhile,
+/// gets its last chunk and `stream_complete`.
+pub async fn catch_up(
+    state: &AppState,
+    socket: &ClientSocket,
+    conversation_id: &str,
+    join: impl FnOnce(),
+) -> AppResult<()> {
+    let streaming = Status::Streaming.as_str();
+    let before = service::newest_reply(&state.db, conversation_id).await?;
+    let was_streaming = before.as_ref().filter(|reply| reply.status == streaming);
+    if let Some(reply) = was_streaming {
+        let start = StreamEvent {
+            message_id: &reply.id,
+            conversation_id,
+            conversation: None,
+        };
+        socket.emit("stream_start", &start);
+        socket.emit("stream_chunk", &Chunk::whole(reply, false));
+    }
+    join();
+    let now = match was_streaming {
+        Some(_) => service::newest_reply(&state.db, conversation_id).await?,
+        None => before,
+    };
+    let Some(reply) = now.filter(|reply| reply.status != streaming) else {
+        return Ok(());
+    };
+    let ended_lately = chrono::Duration::from_std(ENDED_LATELY).unwrap_or_default();
+    if reply.updated_at < chrono::Utc::now() - ended_lately {
+        return Ok(());
+    }
+    socket.emit("stream_chunk", &Chunk::whole(&reply, true));
+    let conversation = service::get_conversation(&state.db, &Access::server(), conversation_id)
+        .await
+        .ok();
+    let complete = StreamEvent {
+        message_id: &reply.id,
+        conversation_id,
+        conversation,
+    };
+    socket.emit("stream_complete", &complete);
+    Ok(())
 }
