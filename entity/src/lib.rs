@@ -7,6 +7,7 @@ pub mod assistant_message;
 pub mod chat_message;
 pub mod chat_session;
 pub mod cluster_node;
+pub mod console_presence;
 pub mod conversation;
 pub mod feedback;
 pub mod practice_session;

@@ -1,6 +1,7 @@
-//! Where a live-chat session's visitor is: the node holding its newest visitor
-//! socket, and, once no visitor socket is connected, the newest message it had
-//! been sent. A visitor that comes back gets the replies stored after that.
+//! Where a live-chat session's visitor is, and an admin's console: the node
+//! holding the newest socket, and, once none is connected, the newest message
+//! it had been sent. A visitor or console that comes back gets what was
+//! stored after that.
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -10,6 +11,17 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(ConsolePresence::Table)
+                    .if_not_exists()
+                    .col(integer(ConsolePresence::UserId).primary_key())
+                    .col(string_null(ConsolePresence::Node))
+                    .col(integer_null(ConsolePresence::AwayAfter))
+                    .to_owned(),
+            )
+            .await?;
         // SQLite alters one column a statement.
         for mut column in [
             string_null(ChatSessions::VisitorNode),
@@ -38,7 +50,9 @@ impl MigrationTrait for Migration {
                 )
                 .await?;
         }
-        Ok(())
+        manager
+            .drop_table(Table::drop().table(ConsolePresence::Table).to_owned())
+            .await
     }
 }
 
@@ -47,4 +61,12 @@ enum ChatSessions {
     Table,
     VisitorNode,
     VisitorAwayAfter,
+}
+
+#[derive(DeriveIden)]
+enum ConsolePresence {
+    Table,
+    UserId,
+    Node,
+    AwayAfter,
 }

@@ -32,6 +32,9 @@ use crate::{
 
 /// Sockets whose handshake carried an admin's token.
 pub const ADMINS: Room = Room::singleton("livechat-admins");
+/// One admin user's sockets, on every node: whether the user's console is
+/// still connected somewhere when one of them goes.
+const ADMIN_USER: RoomKind = RoomKind::new("livechat-admin");
 const SESSION: RoomKind = RoomKind::new("livechat-session");
 const ERROR_EVENT: &str = "chat-error";
 
@@ -63,8 +66,8 @@ pub fn register(table: &mut EventTable, config: &Config) {
         .emits::<Typing>("user-typing", "To the admins: a visitor is typing")
         .emits::<Typing>("admin-typing", "To the session: an admin is typing")
         .emits::<SocketError>(ERROR_EVENT, "To the sender: its event was refused; nothing was stored")
-        .on_handshake(|cx, _auth| admit_admin(cx))
-        .on_disconnect(visitor_left);
+        .on_handshake(admit_admin)
+        .on_disconnect(socket_left);
 }
 
 /// Admin sockets; every socket in legacy mode, where dashboards carry no token.
@@ -115,8 +118,9 @@ fn visitor(cx: &EventContext, user_agent: Option<String>) -> Visitor {
     )
 }
 
-/// Admin sockets join the admins' room, and are demoted when their token expires.
-fn admit_admin(cx: &SocketContext) {
+/// Admin sockets join the admins' room, are caught up on what they missed
+/// (see [`catch_up_console`]), and are demoted when their token expires.
+fn admit_admin(cx: &SocketContext, auth: Option<&serde_json::Value>) {
     let Identity::User(user) = cx.session.identity() else {
         return;
     };
@@ -124,6 +128,12 @@ fn admit_admin(cx: &SocketContext) {
         return;
     }
     cx.socket.join(ADMINS);
+    cx.socket.join(ADMIN_USER.room(&user.id.to_string()));
+    let known = match auth.and_then(|auth| auth.get("lastMessageId")) {
+        Some(id) => Known::Through(id.as_i64().unwrap_or(-1)),
+        None => Known::Unsaid,
+    };
+    catch_up_console(cx, user.id, known);
     let (state, sid) = (cx.state.clone(), cx.socket.id());
     let left = Duration::from_secs(
         user.expires_at
@@ -145,6 +155,42 @@ fn admit_admin(cx: &SocketContext) {
     });
 }
 
+/// A console coming back is sent, before its first events are handled, what
+/// went to the admins after the row its handshake names (`auth.lastMessageId`)
+/// or, naming none, while none of its user's sockets was connected: the rows
+/// (a hand-off notice preceded by its `handoff-requested`), then one
+/// `chat-list-update`. Rows stored from its join on reach it live.
+fn catch_up_console(cx: &SocketContext, user: i32, known: Known) {
+    let joined_at = chrono::Utc::now();
+    let (state, socket) = (cx.state.clone(), cx.socket.clone());
+    cx.enqueue(async move {
+        let room = ADMIN_USER.room(&user.to_string());
+        let sid = socket.id();
+        let arrived = presence::admin_arrived(&state, user, known, joined_at, || {
+            state.hub.occupied(&room, sid)
+        });
+        let rows = match arrived.await {
+            Ok(rows) => rows,
+            Err(err) => {
+                tracing::warn!(%err, user, "could not catch a console up");
+                return;
+            }
+        };
+        for row in &rows {
+            if row.sender_type == "ai" && row.message == super::handoff::HANDOFF_REPLY {
+                let asked = SessionRef {
+                    session_id: row.session_id.clone(),
+                };
+                socket.emit("handoff-requested", &asked);
+            }
+            socket.emit(row_event(row), row);
+        }
+        if !rows.is_empty() {
+            socket.emit("chat-list-update", &());
+        }
+    });
+}
+
 fn token_expired() -> AppError {
     AppError::Unauthorized {
         code: "TOKEN_EXPIRED",
@@ -154,6 +200,9 @@ fn token_expired() -> AppError {
 
 /// The socket stops being an admin: it leaves the admins' room and is told why.
 fn demote(socket: &ClientSocket, session: &SocketSession, why: &AppError) {
+    if let Identity::User(user) = session.identity() {
+        socket.leave(ADMIN_USER.room(&user.id.to_string()));
+    }
     session.set_identity(Identity::Visitor);
     socket.leave(ADMINS);
     socket.emit(ERROR_EVENT, &why.to_socket_error());
@@ -301,17 +350,21 @@ fn row_event(row: &MessageView) -> &'static str {
     }
 }
 
-/// A socket that was in session rooms went: each session it leaves without
-/// a visitor socket anywhere remembers what had been sent to it.
-fn visitor_left(cx: &SocketContext) {
-    let sessions: Vec<SessionId> = cx
-        .socket
-        .rooms()
+/// A socket went. Each session it leaves without a visitor socket anywhere,
+/// and its admin user when it leaves no console anywhere, remembers what had
+/// been sent.
+fn socket_left(cx: &SocketContext) {
+    let rooms = cx.socket.rooms();
+    let sessions: Vec<SessionId> = rooms
         .iter()
         .filter_map(|room| SESSION.key(room))
         .filter_map(|key| SessionId::parse(key, 1).ok())
         .collect();
-    if sessions.is_empty() {
+    let admin = rooms
+        .iter()
+        .filter_map(|room| ADMIN_USER.key(room))
+        .find_map(|key| key.parse::<i32>().ok());
+    if sessions.is_empty() && admin.is_none() {
         return;
     }
     let left_at = chrono::Utc::now();
@@ -326,6 +379,15 @@ fn visitor_left(cx: &SocketContext) {
             if let Err(err) = presence::visitor_left(&state, &session, left_at).await {
                 tracing::warn!(%err, %session, "could not record that a visitor went");
             }
+        }
+        if let Some(user) = admin
+            && !state
+                .hub
+                .occupied(&ADMIN_USER.room(&user.to_string()), sid)
+                .await
+            && let Err(err) = presence::admin_left(&state, user, left_at).await
+        {
+            tracing::warn!(%err, user, "could not record that a console went");
         }
     });
 }

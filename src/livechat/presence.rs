@@ -16,13 +16,14 @@
 //! [`super::service::lock`]), so on one node a departure, a return and a
 //! reply never interleave.
 
-use std::future::Future;
+use std::{future::Future, time::Duration};
 
 use chrono::{DateTime, Utc};
-use entity::{chat_message, chat_session};
+use entity::{chat_message, chat_session, console_presence};
 use sea_orm::{
+    ActiveValue::Set,
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Alias, Expr, ExprTrait, Func, Query, SubQueryStatement},
+    sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query, SubQueryStatement},
 };
 
 use super::domain::{MessageView, Sender, SessionId};
@@ -91,9 +92,10 @@ where
         // The room never carries the visitor's own messages.
         (Known::Unsaid, Some(after), _) => Some((Some(after), true)),
         (Known::Unsaid, None, Some(node)) if node != me && !someone_there().await => {
-            vanished_after(state, session, node)
-                .await?
-                .map(|after| (Some(after), true))
+            match vanished_until(state, node).await? {
+                Some(until) => Some((Some(newest_id_until(db, Some(session), until).await?), true)),
+                None => None,
+            }
         }
         _ => None,
     };
@@ -133,16 +135,19 @@ pub async fn visitor_left(
     .await
 }
 
-/// This node stops: every session whose visitor it held is marked away now.
+/// This node stops: every session whose visitor it held, and every console,
+/// is marked away now.
 pub async fn node_stopping(state: &AppState) -> AppResult<()> {
-    mark_away(state, Condition::all(), Utc::now()).await
+    let now = Utc::now();
+    mark_away(state, Condition::all(), now).await?;
+    mark_console_away(state, Condition::all(), now).await
 }
 
 async fn mark_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> AppResult<()> {
     chat_session::Entity::update_many()
         .col_expr(
             chat_session::Column::VisitorAwayAfter,
-            newest_row_before(at),
+            newest_row_before(at, true),
         )
         .col_expr(
             chat_session::Column::VisitorNode,
@@ -156,52 +161,62 @@ async fn mark_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> App
     Ok(())
 }
 
-/// The id of the session's newest message stamped at or before `at` (0: none),
-/// as a column expression of the session's row.
-fn newest_row_before(at: DateTime<Utc>) -> Expr {
+/// The id of the newest message stamped at or before `at` (0: none), as a
+/// column expression; `of_the_session`: of the session whose row it sets.
+fn newest_row_before(at: DateTime<Utc>, of_the_session: bool) -> Expr {
     let m = Alias::new("m");
-    let newest = Query::select()
+    let mut newest = Query::select()
         .expr(Func::coalesce([
             Func::max(Expr::col((m.clone(), chat_message::Column::Id))).into(),
             Expr::val(0),
         ]))
         .from_as(chat_message::Entity, m.clone())
-        .and_where(
-            Expr::col((m.clone(), chat_message::Column::SessionId))
-                .equals((chat_session::Entity, chat_session::Column::SessionId)),
-        )
-        .and_where(Expr::col((m, chat_message::Column::Timestamp)).lte(at))
+        .and_where(Expr::col((m.clone(), chat_message::Column::Timestamp)).lte(at))
         .to_owned();
+    if of_the_session {
+        newest.and_where(
+            Expr::col((m, chat_message::Column::SessionId))
+                .equals((chat_session::Entity, chat_session::Column::SessionId)),
+        );
+    }
     Expr::SubQuery(None, Box::new(SubQueryStatement::SelectStatement(newest)))
 }
 
-/// The visitor's socket was on `node`, which recorded no departure and holds
-/// no socket of the session any more: it was killed (or its record of the
+/// The socket was on `node`, which recorded no departure and holds no socket
+/// of the session (or console) any more: it was killed (or its record of the
 /// departure is still on its way). It delivered up to its last heartbeat; a
 /// node the registry no longer lists was, when this node runs alone, a
 /// previous process, which delivered nothing after this one started.
-async fn vanished_after(
-    state: &AppState,
-    session: &SessionId,
-    node: &str,
-) -> AppResult<Option<i32>> {
-    let until = match nodes::last_heartbeat(&state.db, node).await? {
-        Some(beat) => beat,
-        None if !state.cluster.is_shared() => {
-            Utc::now() - chrono::Duration::from_std(state.started_at.elapsed()).unwrap_or_default()
-        }
-        None => return Ok(None),
-    };
-    let newest: Option<i32> = chat_message::Entity::find()
+async fn vanished_until(state: &AppState, node: &str) -> AppResult<Option<DateTime<Utc>>> {
+    Ok(match nodes::last_heartbeat(&state.db, node).await? {
+        Some(beat) => Some(beat),
+        None if !state.cluster.is_shared() => Some(
+            Utc::now() - chrono::Duration::from_std(state.started_at.elapsed()).unwrap_or_default(),
+        ),
+        None => None,
+    })
+}
+
+/// The id of the newest message (of `session`, when given) stamped at or
+/// before `until`; 0 when there is none.
+async fn newest_id_until(
+    db: &DatabaseConnection,
+    session: Option<&SessionId>,
+    until: DateTime<Utc>,
+) -> AppResult<i32> {
+    let mut query = chat_message::Entity::find()
         .select_only()
         .column_as(chat_message::Column::Id.max(), "newest")
-        .filter(chat_message::Column::SessionId.eq(session.as_str()))
-        .filter(chat_message::Column::Timestamp.lte(until))
+        .filter(chat_message::Column::Timestamp.lte(until));
+    if let Some(session) = session {
+        query = query.filter(chat_message::Column::SessionId.eq(session.as_str()));
+    }
+    Ok(query
         .into_tuple::<Option<i32>>()
-        .one(&state.db)
+        .one(db)
         .await?
-        .flatten();
-    Ok(Some(newest.unwrap_or(0)))
+        .flatten()
+        .unwrap_or(0))
 }
 
 async fn has_row(db: &DatabaseConnection, session: &SessionId, id: i32) -> AppResult<bool> {
@@ -241,4 +256,112 @@ async fn rows_after(
         .collect();
     rows.reverse();
     Ok(rows)
+}
+
+/// A returning console gets the rows of the last this long at most.
+pub const CONSOLE_CATCH_UP_WINDOW: Duration = Duration::from_secs(600);
+/// … and at most this many (the newest).
+pub const CONSOLE_CATCH_UP_LIMIT: u64 = 500;
+
+/// An admin socket of `user` connected (and joined the admins' room at
+/// `joined_at`). The live-chat rows stored after the one it names, or, naming
+/// none, since the server recorded that none of the user's admin sockets was
+/// connected; and before `joined_at` (later ones reach it live): the newest
+/// [`CONSOLE_CATCH_UP_LIMIT`] of the last [`CONSOLE_CATCH_UP_WINDOW`], oldest
+/// first. `someone_there`: whether another socket of the user is connected
+/// on any node.
+pub async fn admin_arrived<F>(
+    state: &AppState,
+    user: i32,
+    known: Known,
+    joined_at: DateTime<Utc>,
+    someone_there: impl FnOnce() -> F,
+) -> AppResult<Vec<MessageView>>
+where
+    F: Future<Output = bool>,
+{
+    let db = &state.db;
+    let me = state.cluster.node().as_str();
+    let record = console_presence::Entity::find_by_id(user).one(db).await?;
+    let away_after = match (
+        known,
+        record.as_ref().map(|r| (r.away_after, r.node.as_deref())),
+    ) {
+        (Known::Through(id), _) => Some(i32::try_from(std::cmp::max(id, 0)).unwrap_or(i32::MAX)),
+        (Known::Unsaid, Some((Some(after), _))) => Some(after),
+        (Known::Unsaid, Some((None, Some(node)))) if node != me && !someone_there().await => {
+            match vanished_until(state, node).await? {
+                Some(until) => Some(newest_id_until(db, None, until).await?),
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    let here = record
+        .as_ref()
+        .is_some_and(|r| r.node.as_deref() == Some(me) && r.away_after.is_none());
+    if !here {
+        let row = console_presence::ActiveModel {
+            user_id: Set(user),
+            node: Set(Some(me.to_owned())),
+            away_after: Set(None),
+        };
+        console_presence::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(console_presence::Column::UserId)
+                    .update_columns([
+                        console_presence::Column::Node,
+                        console_presence::Column::AwayAfter,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    let Some(after) = away_after else {
+        return Ok(Vec::new());
+    };
+    let window = chrono::Duration::from_std(CONSOLE_CATCH_UP_WINDOW).unwrap_or_default();
+    let mut rows: Vec<MessageView> = chat_message::Entity::find()
+        .filter(chat_message::Column::Id.gt(after))
+        .filter(chat_message::Column::Timestamp.lt(joined_at))
+        .filter(chat_message::Column::Timestamp.gte(joined_at - window))
+        .order_by_desc(chat_message::Column::Id)
+        .limit(CONSOLE_CATCH_UP_LIMIT)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(MessageView::from)
+        .collect();
+    rows.reverse();
+    Ok(rows)
+}
+
+/// The last admin socket of `user` on this node went at `at`, and no other
+/// is connected anywhere: the console remembers what it had been sent.
+pub async fn admin_left(state: &AppState, user: i32, at: DateTime<Utc>) -> AppResult<()> {
+    mark_console_away(
+        state,
+        Condition::all().add(console_presence::Column::UserId.eq(user)),
+        at,
+    )
+    .await
+}
+
+async fn mark_console_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> AppResult<()> {
+    console_presence::Entity::update_many()
+        .col_expr(
+            console_presence::Column::AwayAfter,
+            newest_row_before(at, false),
+        )
+        .col_expr(
+            console_presence::Column::Node,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(which)
+        .filter(console_presence::Column::Node.eq(state.cluster.node().as_str()))
+        .filter(console_presence::Column::AwayAfter.is_null())
+        .exec(&state.db)
+        .await?;
+    Ok(())
 }

@@ -142,3 +142,98 @@ test('a visitor that comes back while the AI is answering is told so, then gets 
     second.close();
   }
 });
+
+/** A visitor of a new session that says things and waits until they are stored. */
+async function talkingVisitor() {
+  const sessionId = newSessionId();
+  const socket = await connect();
+  const say = (message) => new Promise((resolve) => {
+    socket.once('message-received', resolve);
+    socket.emit('user-message', { sessionId, message });
+  });
+  return { sessionId, socket, say };
+}
+
+/** Cuts `proxy` and resolves once `socket` noticed; `restore()` brings it back. */
+async function drop(socket, proxy) {
+  const gone = new Promise((resolve) => socket.once('disconnect', resolve));
+  proxy.cut();
+  await gone;
+  return () => {
+    const back = new Promise((resolve) => socket.once('connect', resolve));
+    proxy.restore();
+    return back;
+  };
+}
+
+test('a console that drops gets what went to the admins meanwhile, in order, once', async () => {
+  const { accessToken } = await login();
+  await aiOff(accessToken);
+  const proxy = await startFlappingProxy([SERVER_URL]);
+  const console_ = io(proxy.url, { forceNew: true, auth: { token: accessToken }, reconnectionDelay: 100, reconnectionDelayMax: 200 });
+  const connected = new Promise((resolve) => console_.once('connect', resolve));
+  const visitor = await talkingVisitor();
+  try {
+    const rows = collect(console_, 'user-message');
+    await connected;
+    const first = nextEvent(console_, 'user-message');
+    await visitor.say('before');
+    await first;
+    const restore = await drop(console_, proxy);
+    await visitor.say('while away 1');
+    await visitor.say('while away 2');
+    const listed = nextEvent(console_, 'chat-list-update');
+    await restore();
+    await listed;
+    const live = nextEvent(console_, 'user-message');
+    await visitor.say('after');
+    await live;
+    const ours = rows.filter((row) => row.sessionId === visitor.sessionId);
+    assert.deepEqual(ours.map((row) => row.message), ['before', 'while away 1', 'while away 2', 'after']);
+  } finally {
+    console_.close();
+    visitor.socket.close();
+    proxy.close();
+  }
+});
+
+test('a console naming lastMessageId in its handshake gets every row after it, while another tab of the admin stays and gets each once', async () => {
+  const { accessToken } = await login();
+  await aiOff(accessToken);
+  const proxy = await startFlappingProxy([SERVER_URL]);
+  let newest = 0;
+  const console_ = io(proxy.url, {
+    forceNew: true,
+    auth: (send) => send(newest ? { token: accessToken, lastMessageId: newest } : { token: accessToken }),
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 200,
+  });
+  const connected = new Promise((resolve) => console_.once('connect', resolve));
+  const stayed = await connect({ auth: { token: accessToken } });
+  const visitor = await talkingVisitor();
+  try {
+    const rows = collect(console_, 'user-message');
+    console_.on('user-message', (row) => { newest = Math.max(newest, row.id); });
+    const atStayed = collect(stayed, 'user-message');
+    await connected;
+    const first = nextEvent(console_, 'user-message');
+    await visitor.say('before');
+    await first;
+    const restore = await drop(console_, proxy);
+    await visitor.say('while away 1');
+    await visitor.say('while away 2');
+    await restore();
+    const live = nextEvent(console_, 'user-message');
+    await visitor.say('after');
+    await live;
+    const ours = (list) => list.filter((row) => row.sessionId === visitor.sessionId).map((row) => row.message);
+    await waitFor(() => ours(atStayed).length === 4, 5_000, 'the other tab got every row');
+    assert.deepEqual(ours(rows), ['before', 'while away 1', 'while away 2', 'after']);
+    assert.deepEqual(ours(atStayed), ['before', 'while away 1', 'while away 2', 'after']);
+  } finally {
+    console_.close();
+    stayed.close();
+    visitor.socket.close();
+    proxy.close();
+  }
+});
