@@ -23,7 +23,8 @@ const DESCRIPTION: &str = "Socket.IO v5 (Engine.IO v4) at `/socket.io/`, namespa
     its payload. Each flow answers a refused event with its error event (live chat \
     `chat-error`, assistant `stream_error`, resume `<event>_error` or `error`), and the \
     socket stays up. Admin sockets send `auth: {token}` in the handshake (the access \
-    token of `POST /api/auth/login`); assistant sockets may send `auth: {clientKey}`, \
+    token of `POST /api/auth/login`), and `lastMessageId` with it to be sent the live-chat \
+    rows after that one first; assistant sockets may send `auth: {clientKey}`, \
     resume sockets `auth: {resumeId}`.";
 
 /// The document for the events in `table`.

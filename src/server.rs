@@ -31,7 +31,7 @@ use crate::{
     ai::{AiBudget, AiError, Providers},
     assistant::{self, ActiveStreams},
     asyncapi,
-    auth::{self, AdminFlags, LoginLimits, Passwords, TokenKeys},
+    auth::{self, AdminFlags, LoginLimits, Passwords, SignIns, TokenKeys},
     chatkit,
     client_limits::{ApiConcurrency, CreationBudget},
     cluster::{self, Backplane, Cluster, ClusterError},
@@ -137,6 +137,7 @@ impl Server {
             creations: CreationBudget::new(&config),
             api_concurrency: ApiConcurrency::new(&config),
             admin_flags: AdminFlags::new(Duration::from_secs(config.admin_recheck_secs)),
+            sign_ins: SignIns::new(Duration::from_secs(config.admin_recheck_secs)),
             ai,
             db,
             hub: Hub::default(),
@@ -378,19 +379,19 @@ async fn follow_signals(state: AppState) {
             Ok(signal) => {
                 livechat::on_signal(&state, &signal);
                 assistant::on_signal(&state, &signal);
+                auth::on_signal(&state, &signal);
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
                     "signals from other nodes were missed; dropping caches"
                 );
-                livechat::on_signal(
-                    &state,
-                    &cluster::Signal {
-                        topic: cluster::RESYNC.to_owned(),
-                        body: serde_json::Value::Null,
-                    },
-                );
+                let resync = cluster::Signal {
+                    topic: cluster::RESYNC.to_owned(),
+                    body: serde_json::Value::Null,
+                };
+                livechat::on_signal(&state, &resync);
+                auth::on_signal(&state, &resync);
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::{
     ai::{AiBudget, Providers},
-    auth::{AdminFlags, LoginLimits, Passwords, TokenKeys},
+    auth::{AdminFlags, LoginLimits, Passwords, SignIns, TokenKeys},
     client_limits::{ApiConcurrency, CreationBudget},
     cluster::Cluster,
     config::Config,
@@ -43,6 +43,8 @@ pub struct Shared {
     pub socket_limits: AddressLimits,
     /// Whether admins are still admins (read again every `ADMIN_RECHECK_SECS`).
     pub admin_flags: AdminFlags,
+    /// Which sign-ins still hold (signing out ends one on every node).
+    pub sign_ins: SignIns,
     pub ai: Providers,
     /// What AI calls may cost, and who pays.
     pub ai_budget: AiBudget,

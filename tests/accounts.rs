@@ -462,3 +462,110 @@ async fn local_pages_sign_in_with_credentials_by_default() {
         "true"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_access_tokens_and_admin_sockets_of_that_sign_in() {
+    use switchboard::testkit::sio::{Incoming, SioClient};
+    let app = spawn_app().await;
+    let sign_in = async || -> Value {
+        app.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap()
+    };
+    let ended = sign_in().await;
+    let other = sign_in().await;
+    let access = ended["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get_auth("/api/chats", access).await.status(),
+        StatusCode::OK
+    );
+    let mut socket = SioClient::connect(&app.base_url, Some(&json!({ "token": access })))
+        .await
+        .unwrap();
+    let session = "signed-out-admin-0001";
+    app.post_json("/api/chats", &json!({ "sessionId": session }))
+        .await;
+    let reply = json!({ "sessionId": session, "message": "still here" });
+    socket.emit("admin-reply", &reply).await.unwrap();
+    assert_eq!(
+        socket.next_named("admin-reply").await.unwrap()["message"],
+        "still here"
+    );
+
+    let logout = app
+        .http
+        .post(app.url("/api/auth/logout"))
+        .json(&json!({ "refreshToken": ended["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success());
+    // The admin socket of that sign-in is disconnected at once.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Ok(Incoming::Disconnect) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the socket of the ended sign-in is disconnected"
+    );
+    // Its access token no longer opens anything.
+    for path in ["/api/chats", "/api/auth/verify"] {
+        let refused = app.get_auth(path, access).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let error: Value = refused.json().await.unwrap();
+        assert_eq!(error["code"], "TOKEN_REVOKED", "{path}");
+    }
+    // A new handshake with it is a visitor's.
+    let mut visitor = SioClient::connect(&app.base_url, Some(&json!({ "token": access })))
+        .await
+        .unwrap();
+    visitor.emit("admin-reply", &reply).await.unwrap();
+    assert_eq!(
+        visitor.next_named("chat-error").await.unwrap()["code"],
+        "FORBIDDEN"
+    );
+    // The admin's other sign-in is unaffected.
+    let still = other["accessToken"].as_str().unwrap();
+    assert_eq!(
+        app.get_auth("/api/chats", still).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_ends_the_access_tokens_of_its_sign_in() {
+    let app = spawn_app().await;
+    let first: Value = app.register("reuse-access@test.local").await;
+    let stolen = first["refreshToken"].as_str().unwrap();
+    let rotated: Value = refresh(&app, None, Some(stolen))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let newest = rotated["accessToken"].as_str().unwrap();
+    // A refresh leaves the sign-in's access tokens working.
+    for access in [first["accessToken"].as_str().unwrap(), newest] {
+        assert_eq!(
+            app.get_auth("/api/auth/verify", access).await.status(),
+            StatusCode::OK
+        );
+    }
+    assert_eq!(
+        refresh(&app, None, Some(stolen)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let refused = app.get_auth("/api/auth/verify", newest).await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["code"],
+        "TOKEN_REVOKED"
+    );
+}

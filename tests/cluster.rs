@@ -531,6 +531,42 @@ async fn a_visitor_whose_node_was_killed_gets_the_replies_on_the_other_node() {
     assert_eq!(next_reply(&mut widget).await, "after");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_on_one_node_ends_the_token_on_the_others() {
+    let nodes = Nodes::start(Adapter::Redis, 2, &[]).await;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(nodes.nodes[0].url("/api/auth/login"))
+        .json(&json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let chats_on_b = || {
+        http.get(nodes.nodes[1].url("/api/chats"))
+            .bearer_auth(&access)
+            .send()
+    };
+    // Node B has read the sign-in as valid (and keeps that for 30 s).
+    assert_eq!(chats_on_b().await.unwrap().status(), StatusCode::OK);
+    let logout = http
+        .post(nodes.nodes[0].url("/api/auth/logout"))
+        .json(&json!({ "refreshToken": login["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    assert!(logout.status().is_success());
+    eventually(
+        Duration::from_secs(10),
+        "node B refuses the token",
+        || async { chats_on_b().await.unwrap().status() == StatusCode::UNAUTHORIZED },
+    )
+    .await;
+}
+
 /// A Redis server of the test's own, so it can be stopped and started again.
 struct OwnRedis {
     port: u16,

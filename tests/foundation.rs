@@ -86,6 +86,7 @@ async fn verify_rejects_missing_forged_and_expired_tokens() {
         admin: true,
         iat: now,
         exp: now + 600,
+        fam: None,
     };
     let forged = sign_claims(&claims, "some-other-secret");
     let response = app.get_auth("/api/auth/verify", &forged).await;
@@ -272,7 +273,7 @@ async fn generated_signing_secret_survives_a_restart() {
     let token = first
         .state()
         .tokens
-        .issue_access(1, ADMIN_EMAIL, true)
+        .issue_access(1, ADMIN_EMAIL, true, "a-sign-in")
         .unwrap();
     drop(first);
     let second = switchboard::Server::build(switchboard::Config::from_args(args).unwrap())

@@ -128,7 +128,7 @@ async fn service_user_token(app: &TestApp) -> String {
     .unwrap();
     app.state
         .tokens
-        .issue_access(user.id, &user.email, false)
+        .issue_access(user.id, &user.email, false, "a-sign-in")
         .unwrap()
 }
 

@@ -38,7 +38,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        let owner = match optional_user(parts, state)? {
+        let owner = match optional_user(parts, state).await? {
             Some(user) => Some(Owner::user(user.id)),
             None => parts
                 .headers
@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for ChatPayer {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
-        if let Some(user) = optional_user(parts, state)? {
+        if let Some(user) = optional_user(parts, state).await? {
             return Ok(Self(Payer::User(user.id)));
         }
         let Caller(access) = Caller::from_request_parts(parts, state).await?;

@@ -15,6 +15,9 @@ pub struct AuthUser {
     pub is_admin: bool,
     /// When the token expires, in seconds since the Unix epoch.
     pub expires_at: u64,
+    /// The sign-in the token belongs to (none in tokens from before sign-ins
+    /// were named).
+    pub sign_in: Option<String>,
 }
 
 impl AuthUser {
@@ -32,6 +35,7 @@ impl From<Claims> for AuthUser {
             email: claims.email,
             is_admin: claims.admin,
             expires_at: claims.exp,
+            sign_in: claims.fam,
         }
     }
 }
@@ -61,15 +65,27 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let token =
             bearer_token(parts).ok_or_else(|| AppError::unauthorized("Access token required"))?;
-        state.tokens.verify_access(token).map(AuthUser::from)
+        authenticate(state, token).await
     }
 }
 
+/// The user of a valid access token whose sign-in still holds.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, AppError> {
+    let user = AuthUser::from(state.tokens.verify_access(token)?);
+    if let Some(sign_in) = &user.sign_in
+        && !state.sign_ins.still_valid(&state.db, sign_in).await?
+    {
+        return Err(super::service::signed_out());
+    }
+    Ok(user)
+}
+
 /// An optional Bearer token: absent is `None`, present but invalid is an error.
-pub fn optional_user(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
-    bearer_token(parts)
-        .map(|token| state.tokens.verify_access(token).map(AuthUser::from))
-        .transpose()
+pub async fn optional_user(parts: &Parts, state: &AppState) -> Result<Option<AuthUser>, AppError> {
+    match bearer_token(parts) {
+        Some(token) => authenticate(state, token).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 impl FromRequestParts<AppState> for AdminUser {

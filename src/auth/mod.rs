@@ -11,13 +11,13 @@ mod routes;
 mod service;
 mod token;
 
-pub use extract::{AdminUser, AuthUser, optional_user};
+pub use extract::{AdminUser, AuthUser, authenticate, optional_user};
 pub use limits::LoginLimits;
 pub use password::Passwords;
 pub use routes::router;
 pub use service::{
-    AdminFlags, LoginResponse, UserView, bootstrap_admin, create_user, issue_session,
-    load_signing_secret, random_token, sha256_hex,
+    AdminFlags, LoginResponse, SignIns, UserView, bootstrap_admin, create_user, issue_session,
+    load_signing_secret, on_signal, random_token, sha256_hex,
 };
 pub use token::{Claims, TokenKeys};
 
@@ -55,6 +55,25 @@ pub fn identify_socket(keys: &TokenKeys, auth: Option<&serde_json::Value>) -> Id
         Some(Ok(claims)) => Identity::User(AuthUser::from(claims)),
         _ => Identity::Visitor,
     }
+}
+
+/// [`identify_socket`], where a token whose sign-in ended (or cannot be
+/// checked now) makes a visitor too.
+pub async fn identify_handshake(
+    state: &crate::state::AppState,
+    auth: Option<&serde_json::Value>,
+) -> Identity {
+    let identity = identify_socket(&state.tokens, auth);
+    if let Identity::User(user) = &identity
+        && let Some(sign_in) = &user.sign_in
+        && !matches!(
+            state.sign_ins.still_valid(&state.db, sign_in).await,
+            Ok(true)
+        )
+    {
+        return Identity::Visitor;
+    }
+    identity
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AuthUser, Passwords};
 use crate::{
+    cluster::{self, Signal},
     config::Config,
     error::{AppError, AppResult},
     state::AppState,
@@ -78,6 +79,89 @@ impl AdminFlags {
             .is_some_and(|user| user.is_admin);
         self.known.insert(user_id, (is_admin, Instant::now()));
         Ok(is_admin)
+    }
+}
+
+/// Whether sign-ins (refresh-token families, the `fam` claim of their access
+/// tokens) still hold: read from the database at most every `ttl` per
+/// sign-in, and known at once when this node, or another by signal, ends one.
+pub struct SignIns {
+    ttl: Duration,
+    known: DashMap<String, (bool, Instant)>,
+}
+
+/// Sign-ins [`SignIns`] remembers before it starts over (each costs a few
+/// dozen bytes; only valid tokens of real sign-ins land here).
+const SIGN_INS_REMEMBERED: usize = 100_000;
+
+impl SignIns {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            known: DashMap::new(),
+        }
+    }
+
+    /// Whether the sign-in still holds: none of its refresh tokens was revoked
+    /// other than by a rotation (a sign-out or a detected reuse revokes them all).
+    pub async fn still_valid(&self, db: &DatabaseConnection, sign_in: &str) -> AppResult<bool> {
+        if let Some(entry) = self.known.get(sign_in)
+            && (!entry.0 || entry.1.elapsed() < self.ttl)
+        {
+            return Ok(entry.0);
+        }
+        let ended = refresh_token::Entity::find()
+            .filter(refresh_token::Column::FamilyId.eq(sign_in))
+            .filter(refresh_token::Column::RevokedAt.is_not_null())
+            .filter(refresh_token::Column::RotatedAt.is_null())
+            .one(db)
+            .await?
+            .is_some();
+        self.remember(sign_in, !ended);
+        Ok(!ended)
+    }
+
+    /// The sign-in ended (here or on another node).
+    pub fn ended(&self, sign_in: &str) {
+        self.remember(sign_in, false);
+    }
+
+    /// Forgets what was read: another node's signals may have been missed.
+    pub fn forget_all(&self) {
+        self.known.clear();
+    }
+
+    fn remember(&self, sign_in: &str, valid: bool) {
+        if self.known.len() >= SIGN_INS_REMEMBERED {
+            self.known.clear();
+        }
+        self.known
+            .insert(sign_in.to_owned(), (valid, Instant::now()));
+    }
+}
+
+/// The answer to a token whose sign-in ended.
+pub fn signed_out() -> AppError {
+    AppError::Unauthorized {
+        code: "TOKEN_REVOKED",
+        message: "This sign-in has ended; sign in again".to_owned(),
+    }
+}
+
+/// Signal topic: another node ended a sign-in.
+const SIGN_IN_ENDED: &str = "auth.sign_in_ended";
+
+/// What another node told this one.
+pub fn on_signal(state: &AppState, signal: &Signal) {
+    match signal.topic.as_str() {
+        SIGN_IN_ENDED => {
+            if let Some(sign_in) = signal.body.get("signIn").and_then(|id| id.as_str()) {
+                state.sign_ins.ended(sign_in);
+                crate::socket::disconnect_sign_in(&state.hub, sign_in);
+            }
+        }
+        cluster::RESYNC => state.sign_ins.forget_all(),
+        _ => {}
     }
 }
 
@@ -199,9 +283,10 @@ pub async fn issue_session(
     user: user::Model,
     family: Option<String>,
 ) -> AppResult<LoginResponse> {
+    let family = family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let access = state
         .tokens
-        .issue_access(user.id, &user.email, user.is_admin)?;
+        .issue_access(user.id, &user.email, user.is_admin, &family)?;
     let refresh = random_token(48);
     let now = Utc::now();
     refresh_token::ActiveModel {
@@ -212,9 +297,7 @@ pub async fn issue_session(
         ),
         revoked_at: Set(None),
         created_at: Set(now),
-        family_id: Set(Some(
-            family.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        )),
+        family_id: Set(Some(family)),
         rotated_at: Set(None),
         ..Default::default()
     }
@@ -383,12 +466,14 @@ fn refresh_reused() -> AppError {
     }
 }
 
-/// Revokes every live token of `token`'s family.
+/// Revokes every live token of `token`'s family; its access tokens stop
+/// working on every node and its sockets are disconnected.
 async fn revoke_family(state: &AppState, token: &refresh_token::Model) -> AppResult<()> {
     let family = match &token.family_id {
         Some(family) => Condition::all().add(refresh_token::Column::FamilyId.eq(family.as_str())),
         None => Condition::all().add(refresh_token::Column::Id.eq(token.id)),
     };
+    let ended = token.family_id.clone();
     refresh_token::Entity::update_many()
         .col_expr(
             refresh_token::Column::RevokedAt,
@@ -398,6 +483,13 @@ async fn revoke_family(state: &AppState, token: &refresh_token::Model) -> AppRes
         .filter(refresh_token::Column::RevokedAt.is_null())
         .exec(&state.db)
         .await?;
+    if let Some(sign_in) = ended {
+        state.sign_ins.ended(&sign_in);
+        crate::socket::disconnect_sign_in(&state.hub, &sign_in);
+        state
+            .cluster
+            .publish(SIGN_IN_ENDED, serde_json::json!({ "signIn": sign_in }));
+    }
     Ok(())
 }
 

@@ -17,6 +17,10 @@ pub struct Claims {
     pub admin: bool,
     pub iat: u64,
     pub exp: u64,
+    /// The sign-in (refresh-token family) the token belongs to: signing out
+    /// ends it, and its access tokens stop working with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fam: Option<String>,
 }
 
 #[derive(Clone)]
@@ -52,7 +56,14 @@ impl TokenKeys {
         self.access_ttl
     }
 
-    pub fn issue_access(&self, user_id: i32, email: &str, admin: bool) -> Result<String, AppError> {
+    /// An access token of `user_id` for the sign-in `family`.
+    pub fn issue_access(
+        &self,
+        user_id: i32,
+        email: &str,
+        admin: bool,
+        family: &str,
+    ) -> Result<String, AppError> {
         let now = chrono::Utc::now().timestamp().max(0) as u64;
         let claims = Claims {
             sub: user_id.to_string(),
@@ -60,6 +71,7 @@ impl TokenKeys {
             admin,
             iat: now,
             exp: now + self.access_ttl.as_secs(),
+            fam: Some(family.to_owned()),
         };
         self.sign(&claims)
     }

@@ -230,11 +230,16 @@ async fn require_admin(cx: &EventContext, event: &str) -> AppResult<()> {
         demote(&cx.socket, &cx.session, &expired);
         return Err(expired);
     }
-    if !cx
-        .state
-        .admin_flags
-        .still_admin(&cx.state.db, user.id)
-        .await?
+    let signed_in = match &user.sign_in {
+        Some(sign_in) => cx.state.sign_ins.still_valid(&cx.state.db, sign_in).await?,
+        None => true,
+    };
+    if !signed_in
+        || !cx
+            .state
+            .admin_flags
+            .still_admin(&cx.state.db, user.id)
+            .await?
     {
         let revoked = forbidden();
         demote(&cx.socket, &cx.session, &revoked);

@@ -30,8 +30,8 @@ use super::domain::{MessageView, Sender, SessionId};
 use crate::{cluster::nodes, error::AppResult, state::AppState};
 
 /// The most rows one return sends (the newest ones); older ones stay readable
-/// over REST.
-pub const CATCH_UP_LIMIT: u64 = 1000;
+/// over REST. Half a socket's send buffer, so the rows that follow fit too.
+pub const CATCH_UP_LIMIT: u64 = 500;
 
 /// What the returning socket already has.
 #[derive(Debug, Clone, Copy)]
@@ -261,7 +261,7 @@ async fn rows_after(
 /// A returning console gets the rows of the last this long at most.
 pub const CONSOLE_CATCH_UP_WINDOW: Duration = Duration::from_secs(600);
 /// … and at most this many (the newest).
-pub const CONSOLE_CATCH_UP_LIMIT: u64 = 500;
+pub const CONSOLE_CATCH_UP_LIMIT: u64 = CATCH_UP_LIMIT;
 
 /// An admin socket of `user` connected (and joined the admins' room at
 /// `joined_at`). The live-chat rows stored after the one it names, or, naming

@@ -132,7 +132,7 @@ where
             let slot = state.socket_limits.join(socket.req_parts())?;
             socket.extensions.insert(slot.map(Arc::new));
             let auth = auth.ok();
-            let identity = auth::identify_socket(&state.tokens, auth.as_ref());
+            let identity = auth::identify_handshake(&state, auth.as_ref()).await;
             let parts = socket.req_parts();
             let address = http::client_ip(
                 http::peer_ip(parts),
@@ -227,4 +227,24 @@ fn install_dispatcher<A: Adapter>(
             }
         },
     );
+}
+
+/// Disconnects this node's sockets whose handshake token belongs to the
+/// ended sign-in `sign_in`: they keep no rights the sign-out took away.
+pub fn disconnect_sign_in(hub: &Hub, sign_in: &str) {
+    for socket in hub.local_sockets() {
+        let signed_in = socket
+            .extensions()
+            .get::<Arc<SocketSession>>()
+            .is_some_and(|session| {
+                session
+                    .identity()
+                    .user()
+                    .is_some_and(|user| user.sign_in.as_deref() == Some(sign_in))
+            });
+        if signed_in {
+            tracing::info!(sid = %socket.id(), "disconnecting a socket of an ended sign-in");
+            socket.disconnect();
+        }
+    }
 }
