@@ -209,7 +209,24 @@ fn clock_ticks() -> f64 {
     })
 }
 
-fn switchboard_args(database_url: &str, current: bool) -> Vec<String> {
+/// Limits the load (which comes from one address) must not hit.
+const LIFTED_LIMITS: [(&str, &str); 11] = [
+    ("--max-connections-per-ip", "1000000"),
+    ("--login-rate-limit-per-ip", "1000000"),
+    ("--ai-max-concurrent", "1000000"),
+    ("--ai-anon-requests-per-minute", "1000000"),
+    ("--ai-anon-requests-per-minute-per-ip", "1000000"),
+    ("--ai-anon-tokens-per-day", "1000000000000"),
+    ("--ai-anon-tokens-per-day-per-ip", "1000000000000"),
+    ("--ai-anon-tokens-per-day-total", "1000000000000"),
+    ("--create-per-minute-per-ip", "1000000000"),
+    ("--api-concurrency-per-ip", "1000000"),
+    ("--login-rate-limit-per-account", "1000000"),
+];
+
+/// The arguments of a server `binary`: each limit lifted that it knows (a
+/// baseline may predate some).
+fn switchboard_args(database_url: &str, binary: &str) -> Vec<String> {
     let mut args: Vec<String> = [
         "--host",
         "127.0.0.1",
@@ -233,46 +250,29 @@ fn switchboard_args(database_url: &str, current: bool) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    if current {
-        // Limits the baseline did not have; the load comes from one address.
-        for arg in [
-            "--max-connections-per-ip",
-            "1000000",
-            "--login-rate-limit-per-ip",
-            "1000000",
-            "--ai-max-concurrent",
-            "1000000",
-            "--ai-anon-requests-per-minute",
-            "1000000",
-            "--ai-anon-requests-per-minute-per-ip",
-            "1000000",
-            "--ai-anon-tokens-per-day",
-            "1000000000000",
-            "--ai-anon-tokens-per-day-per-ip",
-            "1000000000000",
-            "--ai-anon-tokens-per-day-total",
-            "1000000000000",
-            "--create-per-minute-per-ip",
-            "1000000000",
-            "--api-concurrency-per-ip",
-            "1000000",
-        ] {
-            args.push(arg.to_owned());
+    let help = Command::new(binary)
+        .arg("--help")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    for (flag, value) in LIFTED_LIMITS {
+        if help.contains(&format!("{flag} ")) {
+            args.extend([flag.to_owned(), value.to_owned()]);
         }
     }
     args
 }
 
-fn start_switchboard(binary: &str, current: bool, postgres: Option<&str>) -> Pinned {
+fn start_switchboard(binary: &str, postgres: Option<&str>) -> Pinned {
     match postgres {
-        Some(url) => Pinned::start(binary, &switchboard_args(url, current), None),
+        Some(url) => Pinned::start(binary, &switchboard_args(url, binary), None),
         None => {
             let dir = tempfile::tempdir().unwrap();
             let url = format!(
                 "sqlite://{}?mode=rwc",
                 dir.path().join("bench.db").display()
             );
-            Pinned::start(binary, &switchboard_args(&url, current), Some(dir))
+            Pinned::start(binary, &switchboard_args(&url, binary), Some(dir))
         }
     }
 }
@@ -749,7 +749,7 @@ async fn hold_and_chat(args: &Args) -> HeldResult {
             nodes.nodes
         }
         _ => (0..count)
-            .map(|_| start_switchboard(&args.server, true, None))
+            .map(|_| start_switchboard(&args.server, None))
             .collect(),
     };
     let rss_mib = || nodes.iter().map(Pinned::rss_kib).sum::<u64>() as f64 / 1024.0;
@@ -889,7 +889,7 @@ impl Nodes {
         let prefix = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let nodes = (0..count)
             .map(|_| {
-                let mut args = switchboard_args(&url, true);
+                let mut args = switchboard_args(&url, binary);
                 args.extend(
                     [
                         "--openai-base-url",
@@ -1143,8 +1143,6 @@ async fn measure_cluster(args: &Args, admin_url: &str, redis: &str) -> [ClusterR
 struct Subject<'a> {
     name: &'static str,
     binary: &'a str,
-    /// Whether it takes this build's flags.
-    current: bool,
 }
 
 #[derive(Default)]
@@ -1175,7 +1173,7 @@ async fn measure_switchboard(subjects: &[Subject<'_>], args: &Args) -> Vec<Varia
     if args.runs("closed") {
         for (subject, variant) in subjects.iter().zip(&mut variants) {
             eprintln!("{}: live chat, closed loop", subject.name);
-            let server = start_switchboard(subject.binary, subject.current, None);
+            let server = start_switchboard(subject.binary, None);
             variant.closed = live_chat_closed_loop(&server, args.seconds, subject.name).await;
             drop(server);
             settle().await;
@@ -1184,7 +1182,7 @@ async fn measure_switchboard(subjects: &[Subject<'_>], args: &Args) -> Vec<Varia
     if args.runs("fixed") {
         for (subject, variant) in subjects.iter().zip(&mut variants) {
             eprintln!("{}: live chat, fixed rate", subject.name);
-            let server = start_switchboard(subject.binary, subject.current, None);
+            let server = start_switchboard(subject.binary, None);
             variant.fixed = live_chat_fixed_rate(&server, args.seconds, subject.name).await;
             drop(server);
             settle().await;
@@ -1193,7 +1191,7 @@ async fn measure_switchboard(subjects: &[Subject<'_>], args: &Args) -> Vec<Varia
     if args.runs("connect") {
         for (subject, variant) in subjects.iter().zip(&mut variants) {
             eprintln!("{}: connections", subject.name);
-            let server = start_switchboard(subject.binary, subject.current, None);
+            let server = start_switchboard(subject.binary, None);
             variant.connect = connect_and_hold(&server, args.connections, args.rounds).await;
             drop(server);
             settle().await;
@@ -1203,7 +1201,7 @@ async fn measure_switchboard(subjects: &[Subject<'_>], args: &Args) -> Vec<Varia
         for (subject, variant) in subjects.iter().zip(&mut variants) {
             eprintln!("{}: live chat on PostgreSQL", subject.name);
             let (url, name) = postgres_database(admin_url).await;
-            let server = start_switchboard(subject.binary, subject.current, Some(&url));
+            let server = start_switchboard(subject.binary, Some(&url));
             variant.postgres =
                 Some(live_chat_closed_loop(&server, args.seconds, subject.name).await);
             drop(server);
@@ -1318,13 +1316,11 @@ async fn main() {
         subjects.push(Subject {
             name: "before",
             binary: baseline,
-            current: false,
         });
     }
     subjects.push(Subject {
         name: "now",
         binary: &args.server,
-        current: true,
     });
     let variants = measure_switchboard(&subjects, &args).await;
 
