@@ -154,6 +154,18 @@ async function talkingVisitor() {
   return { sessionId, socket, say };
 }
 
+/** Resolves when `socket` receives the `user-message` row saying `message`. */
+function rowArrives(socket, message) {
+  return new Promise((resolve) => {
+    const seen = (row) => {
+      if (row.message !== message) return;
+      socket.off('user-message', seen);
+      resolve(row);
+    };
+    socket.on('user-message', seen);
+  });
+}
+
 /** Cuts `proxy` and resolves once `socket` noticed; `restore()` brings it back. */
 async function drop(socket, proxy) {
   const gone = new Promise((resolve) => socket.once('disconnect', resolve));
@@ -176,7 +188,7 @@ test('a console that drops gets what went to the admins meanwhile, in order, onc
   try {
     const rows = collect(console_, 'user-message');
     await connected;
-    const first = nextEvent(console_, 'user-message');
+    const first = rowArrives(console_, 'before');
     await visitor.say('before');
     await first;
     const restore = await drop(console_, proxy);
@@ -185,7 +197,7 @@ test('a console that drops gets what went to the admins meanwhile, in order, onc
     const listed = nextEvent(console_, 'chat-list-update');
     await restore();
     await listed;
-    const live = nextEvent(console_, 'user-message');
+    const live = rowArrives(console_, 'after');
     await visitor.say('after');
     await live;
     const ours = rows.filter((row) => row.sessionId === visitor.sessionId);
@@ -216,14 +228,14 @@ test('a console naming lastMessageId in its handshake gets every row after it, w
     console_.on('user-message', (row) => { newest = Math.max(newest, row.id); });
     const atStayed = collect(stayed, 'user-message');
     await connected;
-    const first = nextEvent(console_, 'user-message');
+    const first = rowArrives(console_, 'before');
     await visitor.say('before');
     await first;
     const restore = await drop(console_, proxy);
     await visitor.say('while away 1');
     await visitor.say('while away 2');
     await restore();
-    const live = nextEvent(console_, 'user-message');
+    const live = rowArrives(console_, 'after');
     await visitor.say('after');
     await live;
     const ours = (list) => list.filter((row) => row.sessionId === visitor.sessionId).map((row) => row.message);
