@@ -144,18 +144,28 @@ pub async fn node_stopping(state: &AppState) -> AppResult<()> {
 }
 
 async fn mark_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> AppResult<()> {
-    chat_session::Entity::update_many()
-        .col_expr(
-            chat_session::Column::VisitorAwayAfter,
-            newest_row_before(at, true),
-        )
-        .col_expr(
-            chat_session::Column::VisitorNode,
-            Expr::value(Option::<String>::None),
-        )
+    use chat_session::Column::{VisitorAwayAfter, VisitorNode};
+    mark_away_in::<chat_session::Entity>(state, VisitorNode, VisitorAwayAfter, which, at, true)
+        .await
+}
+
+/// Where `node` is this node and `away_after` unset, among the rows `which`
+/// picks: no node, and the newest message stamped by `at` (the session's own
+/// when `of_the_session`).
+async fn mark_away_in<E: EntityTrait>(
+    state: &AppState,
+    node: E::Column,
+    away_after: E::Column,
+    which: Condition,
+    at: DateTime<Utc>,
+    of_the_session: bool,
+) -> AppResult<()> {
+    E::update_many()
+        .col_expr(away_after, newest_row_before(at, of_the_session))
+        .col_expr(node, Expr::value(Option::<String>::None))
         .filter(which)
-        .filter(chat_session::Column::VisitorNode.eq(state.cluster.node().as_str()))
-        .filter(chat_session::Column::VisitorAwayAfter.is_null())
+        .filter(node.eq(state.cluster.node().as_str()))
+        .filter(away_after.is_null())
         .exec(&state.db)
         .await?;
     Ok(())
@@ -349,19 +359,6 @@ pub async fn admin_left(state: &AppState, user: i32, at: DateTime<Utc>) -> AppRe
 }
 
 async fn mark_console_away(state: &AppState, which: Condition, at: DateTime<Utc>) -> AppResult<()> {
-    console_presence::Entity::update_many()
-        .col_expr(
-            console_presence::Column::AwayAfter,
-            newest_row_before(at, false),
-        )
-        .col_expr(
-            console_presence::Column::Node,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(which)
-        .filter(console_presence::Column::Node.eq(state.cluster.node().as_str()))
-        .filter(console_presence::Column::AwayAfter.is_null())
-        .exec(&state.db)
-        .await?;
-    Ok(())
+    use console_presence::Column::{AwayAfter, Node};
+    mark_away_in::<console_presence::Entity>(state, Node, AwayAfter, which, at, false).await
 }

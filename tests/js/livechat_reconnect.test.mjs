@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { io } from 'socket.io-client';
-import { flap, startFlappingProxy } from './flapping.mjs';
+import { flap } from './flapping.mjs';
+import { startFlappingProxy } from './proxy.mjs';
 import { SERVER_URL, api, collect, connect, login, nextEvent, waitFor } from './helpers.mjs';
 
 const newSessionId = () => `session_${randomUUID()}`;

@@ -1,10 +1,10 @@
 // Helpers of the browser tests: Debian's Chromium driven by playwright-core
 // (no browser is downloaded), a TCP proxy that can cut a page's connections
 // the way a network drop does, and screenshots of failures.
-import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { startFlappingProxy } from '../proxy.mjs';
 
 export const SERVER_URL = process.env.SWITCHBOARD_URL;
 export const ADMIN_EMAIL = process.env.ADMIN_EMAIL;
@@ -24,40 +24,8 @@ export function launch() {
  * refuses new ones until `restore()`: with `context.setOffline(true)` (which
  * fails new requests but leaves open WebSockets alone) it is a network drop.
  */
-export async function startProxy(target = SERVER_URL) {
-  const { hostname, port } = new URL(target);
-  const sockets = new Set();
-  let open = true;
-  const server = net.createServer((client) => {
-    if (!open) return client.destroy();
-    const upstream = net.connect(Number(port), hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}`,
-    cut() {
-      open = false;
-      for (const socket of sockets) socket.destroy();
-    },
-    restore() {
-      open = true;
-    },
-    close() {
-      this.cut();
-      server.close();
-    },
-  };
+export function startProxy(target = SERVER_URL) {
+  return startFlappingProxy([target]);
 }
 
 /** A network drop of `context` behind `proxy`, and its end. The connections
