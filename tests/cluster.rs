@@ -174,9 +174,11 @@ async fn nothing_is_missed_when_visitors_reconnect_to_the_other_node() {
         2,
         &[
             "--socket-events-per-sec",
-            "200",
+            "1000",
             "--socket-event-burst",
-            "400",
+            "1000",
+            "--create-per-minute-per-ip",
+            "1000",
         ],
     )
     .await;

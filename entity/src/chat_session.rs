@@ -27,6 +27,8 @@ pub struct Model {
     /// While no visitor socket is connected: the newest message of the session
     /// when the last one went. The next visitor socket is sent the replies after it.
     pub visitor_away_after: Option<i32>,
+    /// The ids of the visitor sockets that replies go to, separated by spaces.
+    pub visitor_sockets: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -10,6 +10,7 @@ mod m20261121_000005_coach;
 mod m20261202_000006_hardening;
 mod m20261203_000007_cluster;
 mod m20261207_000008_visitor_presence;
+mod m20261208_000009_visitor_sockets;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_hardening::Migration),
             Box::new(m20261203_000007_cluster::Migration),
             Box::new(m20261207_000008_visitor_presence::Migration),
+            Box::new(m20261208_000009_visitor_sockets::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use entity::chat_message;
 use serde::Serialize;
+use socketioxide::socket::Sid;
 
 use crate::{
     error::{AppError, AppResult},
@@ -173,6 +174,66 @@ impl From<chat_message::Model> for MessageView {
     }
 }
 
+/// The visitor sockets a session's replies go to, as its row records them
+/// (`chat_sessions.visitor_sockets`: ids separated by spaces, newest last).
+/// A socket is added in the transaction that reads what it missed, and a
+/// reply's transaction reads the set back, so each reply reaches a returning
+/// socket once: in its catch-up when stored before, live when stored after.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitorSockets(Vec<Sid>);
+
+impl VisitorSockets {
+    /// Sockets kept at most; beyond, the oldest go first. Departures are
+    /// recorded, so only sockets of killed nodes linger to be pushed out.
+    pub const MAX: usize = 32;
+
+    /// The column's value; ids that do not read as one are skipped.
+    pub fn parse(column: Option<&str>) -> Self {
+        Self(
+            column
+                .unwrap_or_default()
+                .split(' ')
+                .filter_map(|id| id.parse().ok())
+                .collect(),
+        )
+    }
+
+    /// The column's value: `None` for no socket.
+    pub fn column(&self) -> Option<String> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let ids: Vec<String> = self.0.iter().map(Sid::to_string).collect();
+        Some(ids.join(" "))
+    }
+
+    /// With `sid` as the newest.
+    pub fn with(mut self, sid: Sid) -> Self {
+        self.0.retain(|other| *other != sid);
+        self.0.push(sid);
+        let excess = self.0.len().saturating_sub(Self::MAX);
+        self.0.drain(..excess);
+        self
+    }
+
+    pub fn without(mut self, sid: Sid) -> Self {
+        self.0.retain(|other| *other != sid);
+        self
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Sid> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// A reply of the support side (an admin's, the AI's, a hand-off notice) as
+/// stored, and the visitor sockets it goes to.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub row: MessageView,
+    pub to: VisitorSockets,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +254,29 @@ mod tests {
             let err = SessionId::parse(bad, 8).unwrap_err();
             assert_eq!(err.code(), "INVALID_SESSION_ID", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn visitor_sockets_round_trip_newest_last_and_bounded() {
+        let sids: Vec<Sid> = (0..VisitorSockets::MAX + 3).map(|_| Sid::new()).collect();
+        let mut set = VisitorSockets::parse(None);
+        assert_eq!(set.column(), None);
+        for sid in &sids {
+            set = set.with(*sid);
+        }
+        set = set.with(sids[5]);
+        let kept: Vec<Sid> = set.iter().collect();
+        assert_eq!(kept.len(), VisitorSockets::MAX);
+        assert_eq!(kept.last(), Some(&sids[5]));
+        assert!(!kept.contains(&sids[0]), "the oldest went first");
+        assert_eq!(VisitorSockets::parse(set.column().as_deref()), set);
+        let fewer = set.without(sids[5]);
+        assert!(!fewer.iter().any(|sid| sid == sids[5]));
+        assert_eq!(
+            VisitorSockets::parse(Some("not-a-sid  ")).column(),
+            None,
+            "unreadable ids are skipped"
+        );
     }
 
     proptest! {

@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    domain::{MessageText, MessageView, SessionId, Visitor},
+    domain::{MessageText, MessageView, Reply, SessionId, Visitor},
     presence::{self, Known},
     service::{self, FollowUp},
 };
@@ -316,31 +316,41 @@ async fn enter_session(
     if matches!(known, Known::Unsaid) && cx.session.remembers(&room) {
         return Ok(());
     }
-    let (hub, sid) = (&cx.state.hub, cx.socket.id());
-    let Some(catch_up) =
-        presence::visitor_arrived(&cx.state, session, known, || hub.occupied(&room, sid)).await?
-    else {
-        return Ok(());
+    let (hub, socket, sid) = (&cx.state.hub, &cx.socket, cx.socket.id());
+    let send = |catch_up: &presence::CatchUp| {
+        if catch_up.unknown_row {
+            let unknown = AppError::Invalid {
+                code: "UNKNOWN_MESSAGE_ID",
+                message:
+                    "lastMessageId is not a message of this session; the whole history follows"
+                        .to_owned(),
+            };
+            socket.emit(ERROR_EVENT, &unknown.to_socket_error());
+        }
+        for row in &catch_up.rows {
+            socket.emit(row_event(row), row);
+        }
+        if say_thinking && catch_up.ai_answering {
+            socket.emit(
+                "ai-thinking",
+                &AiThinking {
+                    session_id: session.as_str(),
+                    is_thinking: true,
+                },
+            );
+        }
     };
-    if catch_up.unknown_row {
-        let unknown = AppError::Invalid {
-            code: "UNKNOWN_MESSAGE_ID",
-            message: "lastMessageId is not a message of this session; the whole history follows"
-                .to_owned(),
-        };
-        cx.socket.emit(ERROR_EVENT, &unknown.to_socket_error());
-    }
-    for row in &catch_up.rows {
-        cx.socket.emit(row_event(row), row);
-    }
-    if say_thinking && catch_up.ai_answering {
-        cx.socket.emit(
-            "ai-thinking",
-            &AiThinking {
-                session_id: session.as_str(),
-                is_thinking: true,
-            },
-        );
+    let known_session = presence::visitor_arrived(
+        &cx.state,
+        session,
+        sid,
+        known,
+        || hub.occupied(&room, sid),
+        send,
+    )
+    .await?;
+    if !known_session {
+        return Ok(());
     }
     cx.join_once(room);
     Ok(())
@@ -378,10 +388,8 @@ fn socket_left(cx: &SocketContext) {
         for session in sessions {
             let room = session_room(&session);
             let _guard = service::lock(&state, &session).await;
-            if state.hub.occupied(&room, sid).await {
-                continue;
-            }
-            if let Err(err) = presence::visitor_left(&state, &session, left_at).await {
+            let alone = !state.hub.occupied(&room, sid).await;
+            if let Err(err) = presence::visitor_left(&state, &session, sid, left_at, alone).await {
                 tracing::warn!(%err, %session, "could not record that a visitor went");
             }
         }
@@ -448,12 +456,15 @@ async fn user_message(cx: EventContext, payload: ChatText) -> AppResult<()> {
     Ok(())
 }
 
-/// A reply goes to the session and the admins, then the admins' lists refresh.
-async fn deliver_reply(state: &AppState, event: &'static str, row: &MessageView) {
-    // Rows only come from validated sessions.
-    if let Ok(session) = SessionId::parse(&row.session_id, 1) {
-        session_and_admins(state, &session).emit(event, row).await;
-    }
+/// A reply goes to the session's visitor sockets and the admins, then the
+/// admins' lists refresh.
+async fn deliver_reply(state: &AppState, event: &'static str, reply: &Reply) {
+    let visitors = reply.to.iter().map(Room::socket);
+    state
+        .hub
+        .to(visitors.chain([ADMINS]))
+        .emit(event, &reply.row)
+        .await;
     admins(state).emit("chat-list-update", &()).await;
 }
 
@@ -480,7 +491,7 @@ async fn reply_with_ai(state: AppState, session: SessionId, payer: Payer) {
         let text = service::generate_reply(&state, &session, &payer).await?;
         let _guard = service::lock(&state, &session).await;
         match service::record_ai_reply(&state, &session, &text).await? {
-            Some(row) => deliver_reply(&state, "ai-reply", &row).await,
+            Some(reply) => deliver_reply(&state, "ai-reply", &reply).await,
             None => tracing::debug!(%session, "AI answer dropped: an admin took over"),
         }
         AppResult::Ok(())
@@ -530,8 +541,8 @@ async fn admin_reply(cx: EventContext, payload: ChatText) -> AppResult<()> {
     require_admin(&cx, "admin-reply").await?;
     let (session, text) = chat_text(&cx.state.config, payload)?;
     let _guard = service::lock(&cx.state, &session).await;
-    let row = service::record_admin_reply(&cx.state, &session, text).await?;
-    deliver_reply(&cx.state, "admin-reply", &row).await;
+    let reply = service::record_admin_reply(&cx.state, &session, text).await?;
+    deliver_reply(&cx.state, "admin-reply", &reply).await;
     Ok(())
 }
 

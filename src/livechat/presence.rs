@@ -3,6 +3,8 @@
 //! it is connected anywhere, when the last one went (`visitor_away_after`:
 //! the newest message stamped before that moment). The next visitor socket
 //! that names the session is first sent the replies stored after it.
+//! Where that catch-up ends and live delivery starts is exact on any node:
+//! see [`VisitorSockets`].
 //!
 //! Everything is read from the database, so the visitor may come back on
 //! another node, or after the node it was on was killed: a node that died
@@ -22,12 +24,19 @@ use chrono::{DateTime, Utc};
 use entity::{chat_message, chat_session, console_presence};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Func, OnConflict, Query, SubQueryStatement},
 };
 
-use super::domain::{MessageView, Sender, SessionId};
-use crate::{cluster::nodes, error::AppResult, state::AppState};
+use socketioxide::socket::Sid;
+
+use super::domain::{MessageView, Sender, SessionId, VisitorSockets};
+use crate::{
+    cluster::nodes,
+    error::{AppError, AppResult},
+    state::AppState,
+};
 
 /// The most rows one return sends (the newest ones); older ones stay readable
 /// over REST. Half a socket's send buffer, so the rows that follow fit too.
@@ -54,16 +63,21 @@ pub struct CatchUp {
     pub unknown_row: bool,
 }
 
-/// A visitor socket names `session` (for the first time, or with the row it
-/// has). `someone_there` says whether another socket is in the session's
-/// room on any node; it is asked only when this node cannot tell otherwise.
-/// `None`: there is no such session.
+/// Visitor socket `socket` names `session` (for the first time, or with the
+/// row it has). `someone_there` says whether another socket is in the
+/// session's room on any node; it is asked only when this node cannot tell
+/// otherwise. `send` is handed what the socket missed, in the transaction
+/// that adds the socket to the session's [`VisitorSockets`]: a reply stored
+/// meanwhile, on any node, waits for that transaction and then goes to the
+/// socket live, after what `send` sent. `false`: there is no such session.
 pub async fn visitor_arrived<F>(
     state: &AppState,
     session: &SessionId,
+    socket: Sid,
     known: Known,
     someone_there: impl FnOnce() -> F,
-) -> AppResult<Option<CatchUp>>
+    send: impl FnOnce(&CatchUp),
+) -> AppResult<bool>
 where
     F: Future<Output = bool>,
 {
@@ -73,7 +87,7 @@ where
         .one(db)
         .await?
     else {
-        return Ok(None);
+        return Ok(false);
     };
     let me = state.cluster.node().as_str();
     let mut catch_up = CatchUp {
@@ -99,34 +113,117 @@ where
         }
         _ => None,
     };
-    // Recorded before the rows are read: the caller joins the room right
-    // after reading them, and the shorter that gap, the less a reply stored
-    // on another node meanwhile can slip between them.
-    if record.visitor_node.as_deref() != Some(me) || record.visitor_away_after.is_some() {
-        chat_session::Entity::update_many()
-            .col_expr(chat_session::Column::VisitorNode, Expr::value(me))
-            .col_expr(
-                chat_session::Column::VisitorAwayAfter,
-                Expr::value(Option::<i32>::None),
-            )
-            .filter(chat_session::Column::SessionId.eq(session.as_str()))
-            .exec(db)
-            .await?;
-    }
+    let here = [
+        (chat_session::Column::VisitorNode, Expr::value(me)),
+        (
+            chat_session::Column::VisitorAwayAfter,
+            Expr::value(Option::<i32>::None),
+        ),
+    ];
+    let mut before = record.visitor_sockets;
+    let mut attempts = 0;
+    let txn = loop {
+        let txn = db.begin().await?;
+        let after = VisitorSockets::parse(before.as_deref()).with(socket);
+        if swap_sockets(&txn, session, before.as_deref(), &after, &here).await? {
+            break txn;
+        }
+        txn.rollback().await?;
+        attempts += 1;
+        if attempts == SWAP_ATTEMPTS {
+            return Err(AppError::Internal(
+                "the session's visitor sockets kept changing".to_owned(),
+            ));
+        }
+        let Some(current) = current_sockets(db, session).await? else {
+            return Ok(false);
+        };
+        before = current;
+    };
     if let Some((after, replies_only)) = replay {
-        catch_up.rows = rows_after(db, session, after, replies_only).await?;
+        catch_up.rows = rows_after(&txn, session, after, replies_only).await?;
     }
-    Ok(Some(catch_up))
+    send(&catch_up);
+    txn.commit().await?;
+    Ok(true)
 }
 
-/// The last visitor socket of `session` on this node went at `at`, and no
-/// other is connected anywhere: the session remembers what had been sent.
-/// Nothing changes when a socket on another node has named it since.
+/// Tries of a compare-and-swap on a session's visitor sockets before giving
+/// up; each failed try means another socket of the session came or went.
+const SWAP_ATTEMPTS: u32 = 8;
+
+/// Sets the session's visitor sockets to `after` (and `also`) if they are
+/// still `before`; whether they were.
+async fn swap_sockets(
+    db: &impl ConnectionTrait,
+    session: &SessionId,
+    before: Option<&str>,
+    after: &VisitorSockets,
+    also: &[(chat_session::Column, Expr)],
+) -> AppResult<bool> {
+    use chat_session::Column::{SessionId, VisitorSockets};
+    let mut update = chat_session::Entity::update_many()
+        .col_expr(VisitorSockets, Expr::value(after.column()))
+        .filter(SessionId.eq(session.as_str()))
+        .filter(match before {
+            Some(ids) => VisitorSockets.eq(ids),
+            None => VisitorSockets.is_null(),
+        });
+    for (column, value) in also {
+        update = update.col_expr(*column, value.clone());
+    }
+    Ok(update.exec(db).await?.rows_affected == 1)
+}
+
+/// The session's visitor sockets as stored (`None`: no such session).
+async fn current_sockets(
+    db: &DatabaseConnection,
+    session: &SessionId,
+) -> AppResult<Option<Option<String>>> {
+    Ok(chat_session::Entity::find()
+        .select_only()
+        .column(chat_session::Column::VisitorSockets)
+        .filter(chat_session::Column::SessionId.eq(session.as_str()))
+        .into_tuple::<Option<String>>()
+        .one(db)
+        .await?)
+}
+
+/// Visitor socket `socket` of `session` went at `at`: replies stop going to
+/// it. `alone`: no other visitor socket of the session is connected on any
+/// node, so the session remembers what had been sent. Nothing changes in
+/// that record when a socket on another node has named the session since.
 pub async fn visitor_left(
     state: &AppState,
     session: &SessionId,
+    socket: Sid,
     at: DateTime<Utc>,
+    alone: bool,
 ) -> AppResult<()> {
+    let db = &state.db;
+    for _ in 0..SWAP_ATTEMPTS {
+        let Some(before) = current_sockets(db, session).await? else {
+            return Ok(());
+        };
+        let sockets = VisitorSockets::parse(before.as_deref());
+        if !sockets.iter().any(|sid| sid == socket) {
+            break;
+        }
+        if swap_sockets(
+            db,
+            session,
+            before.as_deref(),
+            &sockets.without(socket),
+            &[],
+        )
+        .await?
+        {
+            break;
+        }
+    }
+    if !alone {
+        return Ok(());
+    }
     mark_away(
         state,
         Condition::all().add(chat_session::Column::SessionId.eq(session.as_str())),
@@ -243,7 +340,7 @@ async fn has_row(db: &DatabaseConnection, session: &SessionId, id: i32) -> AppRe
 /// The session's rows after `after` (all when `None`), oldest first, at most
 /// the newest [`CATCH_UP_LIMIT`]; `replies_only`: the support side's rows.
 async fn rows_after(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     session: &SessionId,
     after: Option<i32>,
     replies_only: bool,

@@ -19,7 +19,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::{
     cache::HotState,
-    domain::{MessageText, MessageView, SessionId, Visitor},
+    domain::{MessageText, MessageView, Reply, SessionId, Visitor},
     handoff,
     store::{HandedOff, Writer},
 };
@@ -220,10 +220,10 @@ pub async fn record_admin_reply(
     state: &AppState,
     session: &SessionId,
     text: MessageText,
-) -> AppResult<MessageView> {
-    let row = flow(state).writer.admin_reply(session, text).await?;
+) -> AppResult<Reply> {
+    let reply = flow(state).writer.admin_reply(session, text).await?;
     session_changed(state, session);
-    Ok(row)
+    Ok(reply)
 }
 
 /// Stores the AI's answer unless a human took the session meanwhile (then `None`).
@@ -231,7 +231,7 @@ pub async fn record_ai_reply(
     state: &AppState,
     session: &SessionId,
     text: &str,
-) -> AppResult<Option<MessageView>> {
+) -> AppResult<Option<Reply>> {
     flow(state)
         .writer
         .ai_reply(session, MessageText::server(text))

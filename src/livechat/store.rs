@@ -42,12 +42,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     cache::{HotState, SessionFacts},
-    domain::{MessageText, MessageView, Sender, SessionId, Visitor},
+    domain::{MessageText, MessageView, Reply, Sender, SessionId, Visitor, VisitorSockets},
 };
 use crate::{
     config::Config,
     error::{AppError, AppResult, database_unreachable},
-    store::executor::{Param, PooledExecutor, RowInsert, SqliteExecutor, TxnExecutor},
+    store::executor::{Cell, Param, PooledExecutor, RowInsert, SqliteExecutor, TxnExecutor},
     telemetry::metrics,
 };
 
@@ -85,7 +85,7 @@ pub struct UserStored {
 pub struct HandedOff {
     /// This request handed the session off (it was the AI's before).
     pub first: bool,
-    pub notice: Option<MessageView>,
+    pub notice: Option<Reply>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,8 +142,8 @@ struct UserRow {
 enum Output {
     Ensured,
     User(UserRow),
-    Row(MessageView),
-    MaybeRow(Option<MessageView>),
+    Reply(Reply),
+    MaybeReply(Option<Reply>),
     HandedOff(HandedOff),
     Done,
     /// The operation names a session that does not exist.
@@ -239,11 +239,7 @@ impl Writer {
     }
 
     /// An admin's reply: the session is handed off and the reply stored, at once.
-    pub async fn admin_reply(
-        &self,
-        session: &SessionId,
-        text: MessageText,
-    ) -> AppResult<MessageView> {
+    pub async fn admin_reply(&self, session: &SessionId, text: MessageText) -> AppResult<Reply> {
         match self
             .submit(Op::Admin {
                 session: session.clone(),
@@ -251,7 +247,7 @@ impl Writer {
             })
             .await?
         {
-            Output::Row(row) => Ok(row),
+            Output::Reply(reply) => Ok(reply),
             other => Err(unexpected(other)),
         }
     }
@@ -263,7 +259,7 @@ impl Writer {
         &self,
         session: &SessionId,
         text: MessageText,
-    ) -> AppResult<Option<MessageView>> {
+    ) -> AppResult<Option<Reply>> {
         match self
             .submit(Op::Ai {
                 session: session.clone(),
@@ -271,7 +267,7 @@ impl Writer {
             })
             .await?
         {
-            Output::MaybeRow(row) => Ok(row),
+            Output::MaybeReply(reply) => Ok(reply),
             other => Err(unexpected(other)),
         }
     }
@@ -718,14 +714,12 @@ async fn insert_one<E: TxnExecutor>(
     Ok(view(ids[0], session, sender, text, now))
 }
 
-/// Updates the session's row; how many rows matched (0: no such session, or
-/// the condition did not hold).
-async fn update_session<E: TxnExecutor>(
-    executor: &mut E,
+/// The update of a session's row, when `only_if_handed_off` holds.
+fn session_update(
     session: &SessionId,
     set: &[(chat_session::Column, Expr)],
     only_if_handed_off: Option<bool>,
-) -> Result<u64, DbErr> {
+) -> sea_orm::UpdateMany<chat_session::Entity> {
     let mut update = chat_session::Entity::update_many()
         .filter(chat_session::Column::SessionId.eq(session.as_str()));
     for (column, value) in set {
@@ -734,8 +728,38 @@ async fn update_session<E: TxnExecutor>(
     if let Some(handed_off) = only_if_handed_off {
         update = update.filter(chat_session::Column::HandedOffToAdmin.eq(handed_off));
     }
-    let update = update.build(executor.backend());
+    update
+}
+
+/// Updates the session's row; how many rows matched (0: no such session, or
+/// the condition did not hold).
+async fn update_session<E: TxnExecutor>(
+    executor: &mut E,
+    session: &SessionId,
+    set: &[(chat_session::Column, Expr)],
+    only_if_handed_off: Option<bool>,
+) -> Result<u64, DbErr> {
+    let update = session_update(session, set, only_if_handed_off).build(executor.backend());
     executor.execute(update).await
+}
+
+/// Updates the session's row before a reply is stored, and reads back the
+/// visitor sockets the reply goes to (`None`: no row matched). The update
+/// locks the row until the commit, so a socket joining meanwhile waits, and
+/// is then sent the reply in its catch-up instead (see [`VisitorSockets`]).
+async fn update_session_for_reply<E: TxnExecutor>(
+    executor: &mut E,
+    session: &SessionId,
+    set: &[(chat_session::Column, Expr)],
+    only_if_handed_off: Option<bool>,
+) -> Result<Option<VisitorSockets>, DbErr> {
+    let mut update = session_update(session, set, only_if_handed_off);
+    QueryTrait::query(&mut update).returning_col(chat_session::Column::VisitorSockets);
+    let rows = executor.query(update.build(executor.backend())).await?;
+    Ok(rows.into_iter().next().map(|mut row| match row.pop() {
+        Some(Cell::Text(ids)) => VisitorSockets::parse(Some(&ids)),
+        _ => VisitorSockets::default(),
+    }))
 }
 
 /// Records a session's hand-off flag in the transaction's facts; `touched`:
@@ -783,20 +807,20 @@ async fn apply_one<E: TxnExecutor>(
                 (HandedOffToAdmin, Expr::value(true)),
                 (LastActive, Expr::value(now)),
             ];
-            if update_session(executor, session, &set, None).await? == 0 {
+            let Some(to) = update_session_for_reply(executor, session, &set, None).await? else {
                 return Ok(Output::Missing);
-            }
+            };
             note(facts, cache, session, true, Some(now.timestamp()));
-            Ok(Output::Row(
-                insert_one(executor, session, Sender::Admin, text, now).await?,
-            ))
+            let row = insert_one(executor, session, Sender::Admin, text, now).await?;
+            Ok(Output::Reply(Reply { row, to }))
         }
         Op::Ai { session, text } => {
             let set = [
                 (LastActive, Expr::value(now)),
                 (AiReplyPendingAt, Expr::value(no_time)),
             ];
-            if update_session(executor, session, &set, Some(false)).await? == 0 {
+            let Some(to) = update_session_for_reply(executor, session, &set, Some(false)).await?
+            else {
                 // A human took over meanwhile (maybe on another node): the
                 // answer is dropped, and this node knows it from now on.
                 if update_session(
@@ -810,38 +834,30 @@ async fn apply_one<E: TxnExecutor>(
                 {
                     note(facts, cache, session, true, None);
                 }
-                return Ok(Output::MaybeRow(None));
-            }
+                return Ok(Output::MaybeReply(None));
+            };
             note(facts, cache, session, false, Some(now.timestamp()));
             let row = insert_one(executor, session, Sender::Ai, text, now).await?;
-            Ok(Output::MaybeRow(Some(row)))
+            Ok(Output::MaybeReply(Some(Reply { row, to })))
         }
         Op::HandOff { session, notice } => {
-            let first = update_session(
-                executor,
-                session,
-                &[(HandedOffToAdmin, Expr::value(true))],
-                Some(false),
-            )
-            .await?
-                > 0;
-            if !first
-                && update_session(
-                    executor,
-                    session,
-                    &[(HandedOffToAdmin, Expr::value(true))],
-                    None,
-                )
-                .await?
-                    == 0
-            {
-                return Ok(Output::Missing);
-            }
+            let hand_off = [(HandedOffToAdmin, Expr::value(true))];
+            let (first, to) =
+                match update_session_for_reply(executor, session, &hand_off, Some(false)).await? {
+                    Some(to) => (true, to),
+                    None => {
+                        match update_session_for_reply(executor, session, &hand_off, None).await? {
+                            Some(to) => (false, to),
+                            None => return Ok(Output::Missing),
+                        }
+                    }
+                };
             note(facts, cache, session, true, None);
             let notice = match (first, notice) {
-                (true, Some(text)) => {
-                    Some(insert_one(executor, session, Sender::Ai, text, now).await?)
-                }
+                (true, Some(text)) => Some(Reply {
+                    row: insert_one(executor, session, Sender::Ai, text, now).await?,
+                    to,
+                }),
                 _ => None,
             };
             Ok(Output::HandedOff(HandedOff { first, notice }))
