@@ -15,7 +15,7 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(ChatSessions::Table)
-                    .add_column_if_not_exists(&mut text_null(ChatSessions::VisitorSockets))
+                    .add_column_if_not_exists(text_null(ChatSessions::VisitorSockets))
                     .to_owned(),
             )
             .await
