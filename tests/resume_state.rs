@@ -16,13 +16,13 @@ async fn a_resume_session_survives_a_restart() {
     let first = build_server(&database.url, &mock, &[]).await;
     let session = service::open(first.state(), None).await.unwrap();
     {
-        let mut state = session.lock().await;
+        let mut state = session.lock(first.state()).await.unwrap();
         state.resume = Some(json!({ "Name": "Kept" }));
         state.history.push(service::Turn {
             role: "user".into(),
             content: "hello".into(),
         });
-        service::save(first.state(), &session.id, &state)
+        service::save(first.state(), &session.id, &mut state)
             .await
             .unwrap();
     }
@@ -33,7 +33,7 @@ async fn a_resume_session_survives_a_restart() {
         .await
         .unwrap();
     assert_eq!(restored.id, session.id);
-    let state = restored.lock().await;
+    let state = restored.lock(second.state()).await.unwrap();
     assert_eq!(state.resume, Some(json!({ "Name": "Kept" })));
     assert_eq!(state.history.len(), 1);
 }
@@ -42,7 +42,7 @@ async fn a_resume_session_survives_a_restart() {
 async fn expired_sessions_are_swept() {
     let app = spawn_app().await;
     let session = service::open(&app.state, None).await.unwrap();
-    service::save(&app.state, &session.id, &ResumeState::default())
+    service::save(&app.state, &session.id, &mut ResumeState::default())
         .await
         .unwrap();
     service::release(&app.state.db, app.state.cluster.node(), &session.id)
@@ -64,4 +64,72 @@ async fn expired_sessions_are_swept() {
     );
     let reopened = service::open(&app.state, Some(&session.id)).await.unwrap();
     assert_ne!(reopened.id, session.id);
+}
+
+#[tokio::test]
+async fn each_operation_starts_from_the_state_last_written_by_any_socket() {
+    let app = spawn_app().await;
+    let gone = service::open(&app.state, None).await.unwrap();
+    service::save(
+        &app.state,
+        &gone.id,
+        &mut gone.lock(&app.state).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    let back = service::open(&app.state, Some(&gone.id)).await.unwrap();
+    assert_eq!(back.id, gone.id);
+    // The socket that went finishes its work after the client came back.
+    {
+        let mut state = gone.lock(&app.state).await.unwrap();
+        state.resume = Some(json!({ "Name": "Parsed late" }));
+        service::save(&app.state, &gone.id, &mut state)
+            .await
+            .unwrap();
+    }
+    let state = back.lock(&app.state).await.unwrap();
+    assert_eq!(state.resume, Some(json!({ "Name": "Parsed late" })));
+}
+
+#[tokio::test]
+async fn a_kept_answer_is_taken_once_and_expires() {
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let first = service::keep_result(db, "resume-a", "upload_resume_done", json!({ "n": 1 }))
+        .await
+        .unwrap();
+    service::keep_result(db, "resume-a", "preview_resume_done", json!({ "n": 2 }))
+        .await
+        .unwrap();
+    service::keep_result(db, "resume-b", "upload_resume_done", json!({}))
+        .await
+        .unwrap();
+    let kept = service::kept_results(db, "resume-a").await.unwrap();
+    let events: Vec<&str> = kept.iter().map(|k| k.event.as_str()).collect();
+    assert_eq!(
+        events,
+        ["upload_resume_done", "preview_resume_done"],
+        "oldest first, own session only"
+    );
+    assert!(service::take_result(db, first).await.unwrap());
+    assert!(
+        !service::take_result(db, first).await.unwrap(),
+        "a second taker gets nothing"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    service::sweep(db, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        service::kept_results(db, "resume-a")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        service::kept_results(db, "resume-b")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -13,6 +13,7 @@ pub mod feedback;
 pub mod practice_session;
 pub mod quota_usage;
 pub mod refresh_token;
+pub mod resume_result;
 pub mod resume_session;
 pub mod setting;
 pub mod user;

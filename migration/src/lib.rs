@@ -11,6 +11,7 @@ mod m20261202_000006_hardening;
 mod m20261203_000007_cluster;
 mod m20261207_000008_visitor_presence;
 mod m20261208_000009_visitor_sockets;
+mod m20261208_000010_resume_results;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_cluster::Migration),
             Box::new(m20261207_000008_visitor_presence::Migration),
             Box::new(m20261208_000009_visitor_sockets::Migration),
+            Box::new(m20261208_000010_resume_results::Migration),
         ]
     }
 }

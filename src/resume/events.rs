@@ -19,7 +19,7 @@ use crate::{
     client_limits::Creation,
     config::{Config, Flow},
     error::{AppError, AppResult},
-    socket::{ClientSocket, EventContext, EventTable, NoPayload, SocketContext},
+    socket::{ClientSocket, EventContext, EventTable, NoPayload, RoomKind, SocketContext},
     state::AppState,
 };
 
@@ -197,15 +197,84 @@ async fn open_session(
     };
     if requested != Some(session.id.as_str()) {
         state.creations.spend(Creation::ResumeSession, address)?;
+        // Stored at once: a client that comes back while its first answer is
+        // being worked on names a session that exists.
+        let mut empty = session.lock(state).await?;
+        service::save(state, &session.id, &mut empty).await?;
     }
     socket.extensions().insert(session.clone());
+    socket.join(SESSION.room(&session.id));
     socket.emit(
         "resume_session",
         &SessionOpened {
             resume_id: &session.id,
         },
     );
+    hand_over_kept(socket, state, &session.id).await;
     Ok(session)
+}
+
+/// The resume session's sockets on every node: where an answer goes when the
+/// socket that asked for it went meanwhile.
+const SESSION: RoomKind = RoomKind::new("resume-session");
+
+/// The answers that finish the long operations (the model's work): a socket
+/// that went while one ran does not lose it.
+const KEPT_ANSWERS: [&str; 4] = [
+    "upload_resume_done",
+    "user_message_response_done",
+    "user_message_response_error",
+    "preview_resume_done",
+];
+
+/// An answer for `session`: to the socket that asked while it is connected.
+/// When it went while the work ran, the answer is kept, then handed to the
+/// session's socket on any node, or to its next one (see [`hand_over_kept`]);
+/// either way exactly once, whoever takes it first.
+async fn answer<T: Serialize>(
+    cx: &EventContext,
+    session: &ResumeSession,
+    event: &'static str,
+    payload: &T,
+) {
+    if cx.socket.connected() {
+        cx.socket.emit(event, payload);
+        return;
+    }
+    let state = &cx.state;
+    let passed_on = async {
+        let payload = serde_json::to_value(payload)
+            .map_err(|err| AppError::Internal(format!("an answer is not JSON: {err}")))?;
+        let kept = service::keep_result(&state.db, &session.id, event, payload.clone()).await?;
+        let room = SESSION.room(&session.id);
+        if state.hub.occupied(&room, cx.socket.id()).await
+            && service::take_result(&state.db, kept).await?
+        {
+            state.hub.to([room]).emit(event, &payload).await;
+        }
+        AppResult::Ok(())
+    };
+    if let Err(err) = passed_on.await {
+        tracing::warn!(%err, event, "could not keep a resume answer whose socket went");
+    }
+}
+
+/// Sends a socket that just opened its session the answers kept for it.
+async fn hand_over_kept(socket: &ClientSocket, state: &AppState, id: &str) {
+    let handed = async {
+        for kept in service::kept_results(&state.db, id).await? {
+            let Some(event) = KEPT_ANSWERS.into_iter().find(|known| *known == kept.event) else {
+                continue;
+            };
+            if service::take_result(&state.db, kept.id).await? {
+                socket.emit(event, &kept.payload);
+            }
+        }
+        AppResult::Ok(())
+    };
+    if let Err(err) = handed.await {
+        tracing::warn!(%err, "could not hand over kept resume answers");
+    }
 }
 
 /// The answer itself (a text or a number), or `{value}`, `{response}` or `{message}`.
@@ -282,11 +351,16 @@ struct Upload {
 async fn upload_resume(cx: EventContext, payload: Upload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let resume = service::parse_resume(&cx.state, &cx.payer([]), &payload.raw_resume_text).await?;
-    let mut state = session.lock().await;
+    let mut state = session.lock(&cx.state).await?;
     state.resume = Some(resume.clone());
-    service::save(&cx.state, &session.id, &state).await?;
-    cx.socket
-        .emit("upload_resume_done", &ResumeData::of(&resume));
+    service::save(&cx.state, &session.id, &mut state).await?;
+    answer(
+        &cx,
+        &session,
+        "upload_resume_done",
+        &ResumeData::of(&resume),
+    )
+    .await;
     Ok(())
 }
 
@@ -308,7 +382,7 @@ async fn user_message(cx: EventContext, payload: UserMessage) -> AppResult<()> {
         return Err(AppError::invalid("message is too long"));
     }
     let permit = cx.state.ai_budget.admit(&cx.payer([]))?;
-    let mut state = session.lock().await;
+    let mut state = session.lock(&cx.state).await?;
     let request = service::chat_request(&state, message);
     let answer = async {
         let mut stream = permit
@@ -328,19 +402,17 @@ async fn user_message(cx: EventContext, payload: UserMessage) -> AppResult<()> {
     let answer = match answer {
         Ok(answer) => answer,
         Err(err) => {
-            cx.socket.emit(
-                "user_message_response_error",
-                &Failed {
-                    error: err.to_socket_error().message,
-                },
-            );
+            let failed = Failed {
+                error: err.to_socket_error().message,
+            };
+            self::answer(&cx, &session, "user_message_response_error", &failed).await;
             return Ok(());
         }
     };
     service::record_turn(&mut state, message, &answer);
-    service::save(&cx.state, &session.id, &state).await?;
-    cx.socket
-        .emit("user_message_response_done", &Content { content: &answer });
+    service::save(&cx.state, &session.id, &mut state).await?;
+    let done = Content { content: &answer };
+    self::answer(&cx, &session, "user_message_response_done", &done).await;
     Ok(())
 }
 
@@ -357,9 +429,9 @@ async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppRes
     let resume = schema::normalize(&payload.resume_data)
         .ok_or_else(|| AppError::invalid("resumeData must be an object"))?;
     let missing = schema::missing_fields(&resume);
-    let mut state = session.lock().await;
+    let mut state = session.lock(&cx.state).await?;
     state.resume = Some(resume.clone());
-    service::save(&cx.state, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &mut state).await?;
     if missing.is_empty() {
         cx.socket.emit("resume_complete", &ResumeData::of(&resume));
     } else {
@@ -387,7 +459,7 @@ async fn check_resume_fields(cx: EventContext, payload: ResumePayload) -> AppRes
 async fn preview_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
     let wait = Duration::from_secs(cx.state.config.resume_answer_timeout_secs);
-    let mut state = session.lock().await;
+    let mut state = session.lock(&cx.state).await?;
     let mut resume = state.resume.clone().unwrap_or_else(schema::skeleton);
     for (asked, field) in schema::missing_fields(&resume).into_iter().enumerate() {
         cx.socket.emit(
@@ -406,10 +478,15 @@ async fn preview_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
             .ok_or_else(|| AppError::Internal("a resume stopped being an object".to_owned()))?;
         // Each answer is kept even if a later one never comes.
         state.resume = Some(resume.clone());
-        service::save(&cx.state, &session.id, &state).await?;
+        service::save(&cx.state, &session.id, &mut state).await?;
     }
-    cx.socket
-        .emit("preview_resume_done", &ResumeData::of(&resume));
+    answer(
+        &cx,
+        &session,
+        "preview_resume_done",
+        &ResumeData::of(&resume),
+    )
+    .await;
     Ok(())
 }
 
@@ -431,19 +508,19 @@ async fn update_field(cx: EventContext, payload: FieldUpdate) -> AppResult<()> {
             payload.field
         )));
     }
-    let mut state = session.lock().await;
+    let mut state = session.lock(&cx.state).await?;
     let resume = schema::set_field(state.resume.as_ref(), &payload.field, payload.value.clone())
         .ok_or_else(|| AppError::invalid("the value does not fit the resume"))?;
     within_resume_size(&cx.state.config, &resume)?;
     state.resume = Some(resume);
-    service::save(&cx.state, &session.id, &state).await?;
+    service::save(&cx.state, &session.id, &mut state).await?;
     cx.socket.emit("field_updated", &payload);
     Ok(())
 }
 
 async fn get_updated_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
-    let state = session.lock().await;
+    let state = session.lock(&cx.state).await?;
     let kept = ResumeData {
         resume_data: state.resume.clone(),
     };
@@ -453,7 +530,7 @@ async fn get_updated_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
 
 async fn download_resume(cx: EventContext, _: NoPayload) -> AppResult<()> {
     let session = open_session(&cx.socket, &cx.state, cx.session.address()).await?;
-    let state = session.lock().await;
+    let state = session.lock(&cx.state).await?;
     let resume = state.resume.clone().unwrap_or_else(schema::skeleton);
     cx.socket
         .emit("download_resume_data", &ResumeData::of(&resume));

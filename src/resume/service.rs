@@ -5,10 +5,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::Utc;
-use entity::resume_session;
+use chrono::{DateTime, Utc};
+use entity::{resume_result, resume_session};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
     sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,18 @@ pub struct Turn {
 pub struct ResumeState {
     pub resume: Option<Value>,
     pub history: Vec<Turn>,
+    /// When this copy was last read from or written to the database.
+    saved_at: Option<DateTime<Utc>>,
+}
+
+impl ResumeState {
+    fn of_row(row: resume_session::Model) -> Self {
+        Self {
+            resume: row.resume_data,
+            history: serde_json::from_value(row.history).unwrap_or_default(),
+            saved_at: Some(row.updated_at),
+        }
+    }
 }
 
 /// One socket's resume session. Cloning shares it.
@@ -79,8 +91,20 @@ impl ResumeSession {
         Self::new(uuid::Uuid::new_v4().to_string(), ResumeState::default())
     }
 
-    pub async fn lock(&self) -> MutexGuard<'_, ResumeState> {
-        self.state.lock().await
+    /// The session's state, for one operation at a time, as last saved: a
+    /// socket that went may still have been working on the session (on this
+    /// node or another) after its client came back on a new one.
+    pub async fn lock(&self, app: &AppState) -> AppResult<MutexGuard<'_, ResumeState>> {
+        let mut state = self.state.lock().await;
+        let saved = resume_session::Entity::find_by_id(self.id.clone())
+            .one(&app.db)
+            .await?;
+        if let Some(row) = saved
+            && state.saved_at.is_none_or(|at| row.updated_at > at)
+        {
+            *state = ResumeState::of_row(row);
+        }
+        Ok(state)
     }
 
     /// Hands a `user_response` to a waiting `preview_resume`.
@@ -141,26 +165,20 @@ pub async fn open(state: &AppState, requested: Option<&str>) -> AppResult<Resume
                 .filter(resume_session::Column::Id.eq(id))
                 .exec(&state.db)
                 .await?;
-            let history = serde_json::from_value(row.history).unwrap_or_default();
-            return Ok(ResumeSession::new(
-                row.id,
-                ResumeState {
-                    resume: row.resume_data,
-                    history,
-                },
-            ));
+            return Ok(ResumeSession::new(row.id.clone(), ResumeState::of_row(row)));
         }
     }
     Ok(ResumeSession::fresh())
 }
 
 /// Writes the session's state through to the database; this node holds it.
-pub async fn save(app: &AppState, id: &str, state: &ResumeState) -> AppResult<()> {
+pub async fn save(app: &AppState, id: &str, state: &mut ResumeState) -> AppResult<()> {
+    let now = Utc::now();
     let row = resume_session::ActiveModel {
         id: Set(id.to_owned()),
         resume_data: Set(state.resume.clone()),
         history: Set(serde_json::to_value(&state.history).unwrap_or(Value::Array(Vec::new()))),
-        updated_at: Set(Utc::now()),
+        updated_at: Set(now),
         disconnected_at: Set(None),
         node_id: Set(Some(app.cluster.node().to_string())),
     };
@@ -178,7 +196,50 @@ pub async fn save(app: &AppState, id: &str, state: &ResumeState) -> AppResult<()
         )
         .exec(&app.db)
         .await?;
+    state.saved_at = Some(now);
     Ok(())
+}
+
+/// Keeps an answer of session `id` whose socket went before it was ready;
+/// its id, to [`take_result`] it.
+pub async fn keep_result(
+    db: &DatabaseConnection,
+    id: &str,
+    event: &str,
+    payload: Value,
+) -> AppResult<i32> {
+    let row = resume_result::ActiveModel {
+        resume_id: Set(id.to_owned()),
+        event: Set(event.to_owned()),
+        payload: Set(payload),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    Ok(resume_result::Entity::insert(row)
+        .exec(db)
+        .await?
+        .last_insert_id)
+}
+
+/// The answers kept for session `id`, oldest first.
+pub async fn kept_results(
+    db: &DatabaseConnection,
+    id: &str,
+) -> AppResult<Vec<resume_result::Model>> {
+    Ok(resume_result::Entity::find()
+        .filter(resume_result::Column::ResumeId.eq(id))
+        .order_by_asc(resume_result::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Takes a kept answer for delivery: `true` for exactly one taker, on any node.
+pub async fn take_result(db: &DatabaseConnection, kept: i32) -> AppResult<bool> {
+    Ok(resume_result::Entity::delete_by_id(kept)
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
 }
 
 /// Starts the session's expiry clock: its socket on `node` left (unless the
@@ -211,11 +272,16 @@ pub async fn release_orphans(db: &DatabaseConnection) -> AppResult<u64> {
     Ok(released.rows_affected)
 }
 
-/// Drops sessions whose socket left more than `ttl` ago.
+/// Drops sessions whose socket left more than `ttl` ago, and answers kept
+/// that long.
 pub async fn sweep(db: &DatabaseConnection, ttl: Duration) -> AppResult<u64> {
     let cutoff = Utc::now() - chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
     let deleted = resume_session::Entity::delete_many()
         .filter(resume_session::Column::DisconnectedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    resume_result::Entity::delete_many()
+        .filter(resume_result::Column::CreatedAt.lt(cutoff))
         .exec(db)
         .await?;
     Ok(deleted.rows_affected)

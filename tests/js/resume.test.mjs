@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { SERVER_URL, MOCK_AI_URL, nextEvent, collect, sleep } from './helpers.mjs';
+import { SERVER_URL, MOCK_AI_URL, nextEvent, collect, sleep, waitForAsync } from './helpers.mjs';
 
 const reply = (text) => `[[mock:reply]]${text}[[/mock:reply]]`;
 
@@ -278,6 +278,59 @@ test('state expires a while after the socket left', async () => {
     assert.equal((await latest).resumeData, null);
   } finally {
     later.socket.close();
+  }
+});
+
+/** Connects naming `resumeId`, with `event` listened for before the handshake. */
+function comeBack(resumeId, event) {
+  const socket = io(SERVER_URL, { forceNew: true, reconnection: false, autoConnect: false, auth: { resumeId } });
+  const arrived = nextEvent(socket, event, 15_000);
+  const reopened = nextEvent(socket, 'resume_session');
+  socket.connect();
+  return { socket, arrived, reopened };
+}
+
+test('an answer that finishes after its socket went reaches the next socket of the session', async () => {
+  const first = await sessionOf();
+  const stats = async () => (await fetch(`${MOCK_AI_URL.replace(/\/v1$/, '')}/__mock/stats`)).json();
+  const { completed } = await stats();
+  const asked = (await mockRequests()).length;
+  first.socket.emit('upload_resume', {
+    rawResumeText: `Ada Lovelace. [[mock:first-byte-delay=400]]${reply(JSON.stringify(PARSED))}`,
+  });
+  await waitForAsync(async () => (await mockRequests()).length > asked, 5_000, 'the model is asked');
+  first.socket.close();
+  // Back once the model has answered: the answer is kept, and handed to the
+  // session's next socket as it opens (had it come back sooner, the answer
+  // would have been passed to it as it finished, as in the next test).
+  await waitForAsync(async () => (await stats()).completed > completed, 5_000, 'the model answers');
+  const again = comeBack(first.resumeId, 'upload_resume_done');
+  try {
+    assert.equal((await again.reopened).resumeId, first.resumeId);
+    assert.equal((await again.arrived).resumeData.Name, 'Ada Lovelace');
+    const latest = nextEvent(again.socket, 'updated_resume');
+    again.socket.emit('get_updated_resume');
+    assert.equal((await latest).resumeData.Name, 'Ada Lovelace', 'the new socket sees the stored resume');
+    const extra = collect(again.socket, 'upload_resume_done');
+    await sleep(300);
+    assert.deepEqual(extra, [], 'handed over once');
+  } finally {
+    again.socket.close();
+  }
+});
+
+test('a reply still streaming when its socket went reaches the socket that came back meanwhile', async () => {
+  const first = await sessionOf();
+  const streaming = nextEvent(first.socket, 'user_message_response_typing');
+  first.socket.emit('user_message', { message: 'Tell me more [[mock:words=6]][[mock:delay=250]]' });
+  await streaming;
+  first.socket.close();
+  const again = comeBack(first.resumeId, 'user_message_response_done');
+  try {
+    await again.reopened;
+    assert.equal((await again.arrived).content, 'w1 w2 w3 w4 w5 w6');
+  } finally {
+    again.socket.close();
   }
 });
 
