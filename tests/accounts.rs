@@ -569,3 +569,132 @@ async fn a_reused_refresh_token_ends_the_access_tokens_of_its_sign_in() {
         "TOKEN_REVOKED"
     );
 }
+
+async fn post_auth(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
+    let mut request = app.http.post(app.url(path));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
+}
+
+async fn code_of(response: reqwest::Response) -> Value {
+    response.json::<Value>().await.unwrap()["code"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deactivated_account_cannot_sign_in_and_everything_it_had_ends() {
+    use switchboard::testkit::sio::{Incoming, SioClient};
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let email = "leaving@test.local";
+    let signed_up = app.register(email).await;
+    let id = signed_up["user"]["id"].as_i64().unwrap();
+    let access = signed_up["accessToken"].as_str().unwrap();
+    let refresh_token = signed_up["refreshToken"].as_str().unwrap();
+    let mut socket = SioClient::connect(&app.base_url, Some(&json!({ "token": access })))
+        .await
+        .unwrap();
+
+    let off = post_auth(&app, &format!("/api/users/{id}/deactivate"), Some(&admin)).await;
+    assert_eq!(off.status(), StatusCode::OK);
+    let off: Value = off.json().await.unwrap();
+    assert_eq!(
+        (off["email"].as_str(), off["active"].as_bool()),
+        (Some(email), Some(false))
+    );
+
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Ok(Incoming::Disconnect) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "its socket is disconnected");
+    let verify = app.get_auth("/api/auth/verify", access).await;
+    assert_eq!(verify.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(code_of(verify).await, "TOKEN_REVOKED");
+    assert_eq!(
+        refresh(&app, None, Some(refresh_token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let right = app.login(email, "correct horse battery").await;
+    assert_eq!(right.status(), StatusCode::FORBIDDEN);
+    assert_eq!(code_of(right).await, "ACCOUNT_DEACTIVATED");
+    let wrong = app.login(email, "not the password").await;
+    assert_eq!(
+        code_of(wrong).await,
+        "INVALID_CREDENTIALS",
+        "nothing told without the password"
+    );
+
+    let listed: Value = app
+        .get_auth("/api/users", &admin)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["id"] == id)
+        .unwrap();
+    assert_eq!(row["active"], false);
+    assert!(row.get("passwordHash").is_none() && row.get("password_hash").is_none());
+
+    let on = post_auth(&app, &format!("/api/users/{id}/reactivate"), Some(&admin)).await;
+    assert_eq!(on.status(), StatusCode::OK);
+    assert_eq!(
+        app.login(email, "correct horse battery").await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn only_admins_manage_accounts_and_never_their_own() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let admin_id = app
+        .get_auth("/api/auth/verify", &admin)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["user"]["id"]
+        .as_i64()
+        .unwrap();
+    let user = app.new_user_token("not-an-admin@test.local").await;
+    assert_eq!(
+        app.get("/api/users").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get_auth("/api/users", &user).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let path = format!("/api/users/{admin_id}/deactivate");
+    assert_eq!(
+        post_auth(&app, &path, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        post_auth(&app, &path, Some(&user)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let own = post_auth(&app, &path, Some(&admin)).await;
+    assert_eq!(own.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(code_of(own).await, "CANNOT_DEACTIVATE_SELF");
+    let unknown = post_auth(&app, "/api/users/999999/deactivate", Some(&admin)).await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(code_of(unknown).await, "USER_NOT_FOUND");
+    let garbage = post_auth(&app, "/api/users/abc/deactivate", Some(&admin)).await;
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        app.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(),
+        StatusCode::OK,
+        "the admin still signs in"
+    );
+}

@@ -12,6 +12,7 @@ mod m20261203_000007_cluster;
 mod m20261207_000008_visitor_presence;
 mod m20261208_000009_visitor_sockets;
 mod m20261208_000010_resume_results;
+mod m20261208_000011_user_deactivation;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_visitor_presence::Migration),
             Box::new(m20261208_000009_visitor_sockets::Migration),
             Box::new(m20261208_000010_resume_results::Migration),
+            Box::new(m20261208_000011_user_deactivation::Migration),
         ]
     }
 }

@@ -10,15 +10,18 @@
 use axum::{
     Json,
     body::Bytes,
-    extract::State,
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, StatusCode},
 };
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AuthUser, LoginResponse, UserView, service};
+use super::{AdminUser, AuthUser, LoginResponse, UserView, service, service::AccountView};
 use crate::{
     error::{AppError, AppResult},
     http::{AppJson, ClientIp, optional_json},
@@ -36,6 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(verify))
+        .routes(routes!(list_accounts))
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
 }
 
 fn refresh_cookie(state: &AppState, token: String) -> Cookie<'static> {
@@ -214,4 +220,63 @@ struct Verified {
 async fn verify(State(state): State<AppState>, caller: AuthUser) -> AppResult<Json<Verified>> {
     let user = service::current_user(&state, &caller).await?;
     Ok(Json(Verified { valid: true, user }))
+}
+
+const USERS_TAG: &str = "users";
+
+/// A page of accounts.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AccountsQuery {
+    /// Accounts on the page, 1 to 200 (default 200).
+    limit: Option<u64>,
+    /// The id of the last account of the previous page.
+    after: Option<i32>,
+}
+
+/// Every account, by id, with whether it is active (admins only).
+#[utoipa::path(get, path = "/api/users", tag = USERS_TAG, security(("bearer" = [])),
+    params(AccountsQuery),
+    responses((status = 200, body = Vec<AccountView>)))]
+async fn list_accounts(
+    State(state): State<AppState>,
+    _: AdminUser,
+    query: Result<Query<AccountsQuery>, QueryRejection>,
+) -> AppResult<Json<Vec<AccountView>>> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(service::ACCOUNTS_PAGE_MAX);
+    service::accounts(&state.db, query.after, limit)
+        .await
+        .map(Json)
+}
+
+/// Switches an account off (admins only, not their own): it cannot sign in,
+/// and every sign-in it has ends at once (tokens refused, sockets dropped).
+#[utoipa::path(post, path = "/api/users/{id}/deactivate", tag = USERS_TAG,
+    security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = AccountView)))]
+async fn deactivate(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    id: Result<Path<i32>, PathRejection>,
+) -> AppResult<Json<AccountView>> {
+    let Path(id) = id?;
+    service::set_active(&state, &admin, id, false)
+        .await
+        .map(Json)
+}
+
+/// Switches an account on again (admins only); it signs in anew.
+#[utoipa::path(post, path = "/api/users/{id}/reactivate", tag = USERS_TAG,
+    security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, body = AccountView)))]
+async fn reactivate(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    id: Result<Path<i32>, PathRejection>,
+) -> AppResult<Json<AccountView>> {
+    let Path(id) = id?;
+    service::set_active(&state, &admin, id, true)
+        .await
+        .map(Json)
 }

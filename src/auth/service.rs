@@ -9,7 +9,7 @@ use entity::{refresh_token, user};
 use rand::{Rng, distr::Alphanumeric};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait,
-    QueryFilter, sea_query::Expr,
+    QueryFilter, QueryOrder, QuerySelect, sea_query::Expr,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -76,7 +76,7 @@ impl AdminFlags {
         let is_admin = user::Entity::find_by_id(user_id)
             .one(db)
             .await?
-            .is_some_and(|user| user.is_admin);
+            .is_some_and(|user| user.is_admin && user.deactivated_at.is_none());
         self.known.insert(user_id, (is_admin, Instant::now()));
         Ok(is_admin)
     }
@@ -182,6 +182,7 @@ pub async fn bootstrap_admin(
     match (&config.admin_password, existing) {
         (Some(password), Some(admin)) => {
             if !admin.is_admin
+                || admin.deactivated_at.is_some()
                 || !passwords
                     .verify(password.clone(), &admin.password_hash)
                     .await?
@@ -189,6 +190,7 @@ pub async fn bootstrap_admin(
                 let mut admin: user::ActiveModel = admin.into();
                 admin.password_hash = Set(passwords.hash(password.clone()).await?);
                 admin.is_admin = Set(true);
+                admin.deactivated_at = Set(None);
                 admin.updated_at = Set(Utc::now());
                 admin.update(db).await?;
                 tracing::info!(%email, "admin password set from ADMIN_PASSWORD");
@@ -348,6 +350,9 @@ pub async fn login(state: &AppState, email: &str, password: &str) -> AppResult<L
     {
         return Err(invalid_credentials());
     }
+    if found.deactivated_at.is_some() {
+        return Err(deactivated());
+    }
     let mut session = issue_session(state, found, None).await?;
     session.message = Some("Login successful");
     Ok(session)
@@ -454,6 +459,7 @@ pub async fn refresh(state: &AppState, token: &str) -> AppResult<LoginResponse> 
     let owner = user::Entity::find_by_id(stored.user_id)
         .one(&state.db)
         .await?
+        .filter(|owner| owner.deactivated_at.is_none())
         .ok_or_else(invalid_refresh)?;
     let family = stored.family_id.unwrap_or_else(|| stored.id.to_string());
     issue_session(state, owner, Some(family)).await
@@ -484,11 +490,126 @@ async fn revoke_family(state: &AppState, token: &refresh_token::Model) -> AppRes
         .exec(&state.db)
         .await?;
     if let Some(sign_in) = ended {
-        state.sign_ins.ended(&sign_in);
-        crate::socket::disconnect_sign_in(&state.hub, &sign_in);
-        state
-            .cluster
-            .publish(SIGN_IN_ENDED, serde_json::json!({ "signIn": sign_in }));
+        announce_ended(state, &sign_in);
+    }
+    Ok(())
+}
+
+/// A sign-in ended: its access tokens stop working and its sockets are
+/// disconnected, here and, by signal, on every other node.
+fn announce_ended(state: &AppState, sign_in: &str) {
+    state.sign_ins.ended(sign_in);
+    crate::socket::disconnect_sign_in(&state.hub, sign_in);
+    state
+        .cluster
+        .publish(SIGN_IN_ENDED, serde_json::json!({ "signIn": sign_in }));
+}
+
+fn deactivated() -> AppError {
+    AppError::Forbidden {
+        code: "ACCOUNT_DEACTIVATED",
+        message: "This account is deactivated; ask an admin".to_owned(),
+    }
+}
+
+/// An account as admins manage it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub active: bool,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+impl From<user::Model> for AccountView {
+    fn from(user: user::Model) -> Self {
+        Self {
+            active: user.deactivated_at.is_none(),
+            created_at: user.created_at,
+            user: user.into(),
+        }
+    }
+}
+
+/// Accounts a page of the list holds at most.
+pub const ACCOUNTS_PAGE_MAX: u64 = 200;
+
+/// Accounts by id, after `after` (a cursor: the last id of the previous page).
+pub async fn accounts(
+    db: &DatabaseConnection,
+    after: Option<i32>,
+    limit: u64,
+) -> AppResult<Vec<AccountView>> {
+    let mut query = user::Entity::find().order_by_asc(user::Column::Id);
+    if let Some(after) = after {
+        query = query.filter(user::Column::Id.gt(after));
+    }
+    Ok(query
+        .limit(limit.clamp(1, ACCOUNTS_PAGE_MAX))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(AccountView::from)
+        .collect())
+}
+
+/// An admin switches account `id` off (`active: false`) or on again. Off, it
+/// cannot sign in or refresh, and every sign-in it had ends at once on every
+/// node: its access tokens are refused and its sockets disconnected. Admins
+/// cannot switch themselves off, so the installation keeps one who can undo it.
+pub async fn set_active(
+    state: &AppState,
+    admin: &AuthUser,
+    id: i32,
+    active: bool,
+) -> AppResult<AccountView> {
+    if id == admin.id && !active {
+        return Err(AppError::Invalid {
+            code: "CANNOT_DEACTIVATE_SELF",
+            message: "Admins cannot deactivate their own account".to_owned(),
+        });
+    }
+    let now = Utc::now();
+    let found = user::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| AppError::not_found("USER_NOT_FOUND", "No such user"))?;
+    let mut row: user::ActiveModel = found.into();
+    row.deactivated_at = Set((!active).then_some(now));
+    row.updated_at = Set(now);
+    let updated = row.update(&state.db).await?;
+    if !active {
+        end_sign_ins(state, id).await?;
+    }
+    Ok(updated.into())
+}
+
+/// Ends every sign-in of user `id`.
+async fn end_sign_ins(state: &AppState, id: i32) -> AppResult<()> {
+    let live = || {
+        Condition::all()
+            .add(refresh_token::Column::UserId.eq(id))
+            .add(refresh_token::Column::RevokedAt.is_null())
+    };
+    let families: Vec<Option<String>> = refresh_token::Entity::find()
+        .select_only()
+        .column(refresh_token::Column::FamilyId)
+        .filter(live())
+        .distinct()
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::RevokedAt,
+            Expr::value(Some(Utc::now())),
+        )
+        .filter(live())
+        .exec(&state.db)
+        .await?;
+    for sign_in in families.into_iter().flatten() {
+        announce_ended(state, &sign_in);
     }
     Ok(())
 }
@@ -511,6 +632,7 @@ pub async fn current_user(state: &AppState, caller: &AuthUser) -> AppResult<User
     user::Entity::find_by_id(caller.id)
         .one(&state.db)
         .await?
+        .filter(|user| user.deactivated_at.is_none())
         .map(UserView::from)
         .ok_or_else(|| AppError::unauthorized("User no longer exists"))
 }
