@@ -7,6 +7,7 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use switchboard::livechat::{
+    ai,
     domain::{MessageText, SessionId, Visitor},
     service,
 };
@@ -110,7 +111,7 @@ async fn admin_routes_need_an_admin_token() {
         assert_eq!(error["code"], "FORBIDDEN");
     }
     // Nothing changed.
-    let config = service::ai_settings(&app.state).await.unwrap();
+    let config = ai::ai_settings(&app.state).await.unwrap();
     assert!(config.is_enabled);
 }
 

@@ -64,6 +64,11 @@ impl std::fmt::Display for SessionId {
     }
 }
 
+/// The answer to an operation naming a session that does not exist.
+pub fn session_not_found() -> AppError {
+    AppError::not_found("SESSION_NOT_FOUND", "Chat session not found")
+}
+
 /// A message's text: trimmed, not empty, at most `LIVECHAT_MAX_MESSAGE_CHARS`,
 /// without NUL characters (PostgreSQL refuses them in text, and one refused
 /// row would fail every message committed with it).

@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Duration};
 use serde::{Deserialize, Serialize};
 
 use super::{
+    ai,
     domain::{MessageText, MessageView, Reply, SessionId, Visitor},
     presence::{self, Known},
     service::{self, FollowUp},
@@ -488,7 +489,7 @@ async fn reply_with_ai(state: AppState, session: SessionId, payer: Payer) {
     };
     thinking_to().emit("ai-thinking", &thinking(true)).await;
     let outcome = async {
-        let text = service::generate_reply(&state, &session, &payer).await?;
+        let text = ai::generate_reply(&state, &session, &payer).await?;
         let _guard = service::lock(&state, &session).await;
         match service::record_ai_reply(&state, &session, &text).await? {
             Some(reply) => deliver_reply(&state, "ai-reply", &reply).await,

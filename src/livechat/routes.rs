@@ -11,9 +11,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
+    ai::{self, AiConfigChange, AiConfigView},
     domain::{MessageText, MessageView, SessionId, Visitor},
     events::admins,
-    service::{self, AiConfigChange, AiConfigView, SessionView},
+    history::{self, SessionView},
+    service,
 };
 use crate::{
     ai::Payer,
@@ -46,7 +48,7 @@ async fn list_chats(
     State(state): State<AppState>,
     _: AdminUser,
 ) -> AppResult<Json<Vec<SessionView>>> {
-    service::list_sessions(&state.db).await.map(Json)
+    history::list_sessions(&state.db).await.map(Json)
 }
 
 fn session_id(state: &AppState, raw: &str) -> AppResult<SessionId> {
@@ -64,7 +66,7 @@ async fn get_chat(
 ) -> AppResult<Json<SessionView>> {
     // An admin may read sessions whatever their id length.
     let session = SessionId::parse(&session_id, 1)?;
-    service::session_with_messages(&state.db, &session)
+    history::session_with_messages(&state.db, &session)
         .await
         .map(Json)
 }
@@ -91,7 +93,7 @@ async fn create_chat(
     }
     let visitor = Visitor::new(Some(ip.to_string()), body.user_agent);
     service::ensure_session(&state, &session, visitor).await?;
-    service::session_with_messages(&state.db, &session)
+    history::session_with_messages(&state.db, &session)
         .await
         .map(Json)
 }
@@ -130,7 +132,7 @@ async fn set_handed_off(
     service::set_handed_off(state, &session, handed_off).await?;
     announce_list_change(state).await;
     tracing::info!(%session, admin = admin.0.email, handed_off, "hand-off changed by an admin");
-    service::session_with_messages(&state.db, &session)
+    history::session_with_messages(&state.db, &session)
         .await
         .map(Json)
 }
@@ -161,7 +163,7 @@ async fn list_messages(
     let Query(query) =
         query.map_err(|_| AppError::invalid("after must be a message id (a whole number)"))?;
     let session = session_id(&state, &raw_id)?;
-    service::messages(&state.db, &session, query.after)
+    history::messages(&state.db, &session, query.after)
         .await
         .map(Json)
 }
@@ -178,7 +180,7 @@ async fn mark_read(
     let id: i32 = id
         .parse()
         .map_err(|_| AppError::invalid("message id must be a whole number"))?;
-    let row = service::mark_read(&state.db, id).await?;
+    let row = history::mark_read(&state.db, id).await?;
     announce_list_change(&state).await;
     Ok(Json(row))
 }
@@ -187,8 +189,8 @@ async fn mark_read(
 #[utoipa::path(get, path = "/api/ai/config", tag = TAG, security(("bearer" = [])),
     responses((status = 200, body = AiConfigView)))]
 async fn get_config(State(state): State<AppState>, _: AdminUser) -> AppResult<Json<AiConfigView>> {
-    let config = service::ai_settings(&state).await?;
-    Ok(Json(service::config_view(&state, &config)))
+    let config = ai::ai_settings(&state).await?;
+    Ok(Json(ai::config_view(&state, &config)))
 }
 
 /// Changes any of the AI settings.
@@ -200,7 +202,7 @@ async fn put_config(
     _: AdminUser,
     AppJson(change): AppJson<AiConfigChange>,
 ) -> AppResult<Json<AiConfigView>> {
-    service::update_config(&state, change).await.map(Json)
+    ai::update_config(&state, change).await.map(Json)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -222,7 +224,7 @@ async fn toggle_ai(
         is_enabled: Some(body.is_enabled),
         ..Default::default()
     };
-    service::update_config(&state, change).await.map(Json)
+    ai::update_config(&state, change).await.map(Json)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -254,6 +256,6 @@ async fn test_ai(
         .transpose()?;
     let text = MessageText::parse(&body.message, state.config.livechat_max_message_chars)?;
     let payer = Payer::User(admin.id);
-    let response = service::test_answer(&state, session.as_ref(), text, &payer).await?;
+    let response = ai::test_answer(&state, session.as_ref(), text, &payer).await?;
     Ok(Json(AiTestAnswer { response }))
 }

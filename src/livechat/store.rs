@@ -193,7 +193,7 @@ impl Writer {
             .map_err(|_| stopped())?;
         let output = answer.await.map_err(|_| stopped())??;
         match output {
-            Output::Missing => Err(super::service::session_not_found()),
+            Output::Missing => Err(super::domain::session_not_found()),
             output => Ok(output),
         }
     }
