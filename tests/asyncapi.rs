@@ -80,16 +80,24 @@ async fn the_document_lists_exactly_the_events_the_server_handles() {
 async fn every_event_the_sources_emit_by_name_is_documented_as_sent() {
     let doc = document().await;
     let sent = events_with(&doc, "send");
-    // `emit(…, "name", …)` and `deliver_reply(…, "name", …)`, up to the end
-    // of the statement; the flows' error events are constants or tables,
-    // listed in the document by their flows.
-    let call =
-        Regex::new(r#"(?:emit|deliver_reply)\(\s*(?:[^;"]*?,\s*)?"([a-z][a-z_-]*)""#).unwrap();
+    // `emit(…, "name", …)`, `deliver_reply(…, "name", …)` and `answer(…,
+    // "name", …)`, up to the end of the statement; the flows' error events
+    // are constants or tables, listed in the document by their flows.
+    let call = Regex::new(r#"(?:emit|deliver_reply|answer)\(\s*(?:[^;"]*?,\s*)?"([a-z][a-z_-]*)""#)
+        .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut named = BTreeMap::new();
-    for flow in ["livechat", "assistant", "resume"] {
-        for entry in std::fs::read_dir(root.join(flow)).unwrap() {
+    let mut folders: Vec<_> = ["livechat", "assistant", "resume"]
+        .iter()
+        .map(|flow| root.join(flow))
+        .collect();
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
             let text = std::fs::read_to_string(&path).unwrap();
             for found in call.captures_iter(&text) {
                 named.insert(found[1].to_owned(), path.display().to_string());
