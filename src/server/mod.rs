@@ -1,5 +1,12 @@
 //! Start-up and shutdown: connect the store, build the state, the router and
-//! the Socket.IO layer, listen, serve, and stop gracefully.
+//! the Socket.IO layer, listen, serve, and stop gracefully. What the server
+//! answers (routes, middleware, the socket event table) is in [`routes`];
+//! the loops that run beside it (heartbeat, signals, sweeps) in [`background`].
+
+mod background;
+mod routes;
+
+pub use routes::socket_events;
 
 use std::{
     future::Future,
@@ -12,8 +19,7 @@ use std::{
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request, State},
-    middleware::{self, Next, map_response},
+    middleware::{self, map_response},
     response::{IntoResponse, Response},
 };
 use governor::{Quota, RateLimiter};
@@ -25,24 +31,21 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower_http::{
     catch_panic::CatchPanicLayer, timeout::RequestBodyDeadlineLayer, trace::TraceLayer,
 };
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     ai::{AiBudget, AiError, Providers},
-    assistant::{self, ActiveStreams},
+    assistant::ActiveStreams,
     asyncapi,
     auth::{self, AdminFlags, LoginLimits, Passwords, SignIns, TokenKeys},
-    chatkit,
     client_limits::{ApiConcurrency, CreationBudget},
     cluster::{self, Backplane, Cluster, ClusterError},
-    coach::{self, QuotaLocks},
-    config::{Config, Flow, LogFormat},
+    coach::QuotaLocks,
+    config::Config,
     error::AppError,
-    frontend, health,
-    http::{self, ClientIp},
+    http,
     livechat::{self, Livechat},
-    net, openapi, pages, resume,
-    socket::{self, EventTable, Hub, Io, PostgresAdapter, RedisAdapter},
+    net, resume,
+    socket::{self, Hub, Io, PostgresAdapter, RedisAdapter},
     state::{AppState, FlowStates, Shared},
     store,
     telemetry::metrics,
@@ -144,7 +147,7 @@ impl Server {
             cluster,
             tasks: TaskTracker::new(),
             started_at: Instant::now(),
-            api_limiter: RateLimiter::keyed(api_quota(&config)),
+            api_limiter: RateLimiter::keyed(routes::api_quota(&config)),
             ai_limiter: RateLimiter::keyed(Quota::per_minute(
                 NonZeroU32::new(config.ai_rate_limit_per_minute).unwrap_or(NonZeroU32::MIN),
             )),
@@ -156,15 +159,14 @@ impl Server {
             flows,
             config,
         });
-        take_over_orphans(&state).await;
-        let mut router = routes(&state);
+        background::take_over_orphans(&state).await;
+        let mut router = routes::router(&state);
         if state.config.metrics {
             metrics::install();
             if state.config.metrics_addr.is_none() {
-                router = router.merge(
-                    metrics::router()
-                        .route_layer(middleware::from_fn_with_state(state.clone(), guard_metrics)),
-                );
+                router = router.merge(metrics::router().route_layer(
+                    middleware::from_fn_with_state(state.clone(), routes::guard_metrics),
+                ));
             }
         }
         let (router, io) = mount_sockets(router, &state).await?;
@@ -249,9 +251,9 @@ impl Server {
             (true, Some(addr)) => Some(serve_metrics(addr).await?),
             _ => None,
         };
-        let sweeper = tokio::spawn(sweep_periodically(state.clone()));
-        let heart = tokio::spawn(beat_periodically(state.clone()));
-        let follower = tokio::spawn(follow_signals(state.clone()));
+        let sweeper = tokio::spawn(background::sweep_periodically(state.clone()));
+        let heart = tokio::spawn(background::beat_periodically(state.clone()));
+        let follower = tokio::spawn(background::follow_signals(state.clone()));
         shutdown.await;
         tracing::info!("shutting down");
         sweeper.abort();
@@ -338,226 +340,6 @@ async fn mount_sockets(router: Router, state: &AppState) -> Result<(Router, Io),
     })
 }
 
-/// Work stopped or dead nodes left: streaming replies are marked interrupted,
-/// unanswered live-chat messages answered, resume sessions start expiring.
-async fn take_over_orphans(state: &AppState) {
-    match assistant::service::mark_interrupted(&state.db).await {
-        Ok(0) => {}
-        Ok(interrupted) => tracing::info!(
-            interrupted,
-            "assistant replies a stopped node cut off are marked interrupted"
-        ),
-        Err(err) => tracing::warn!(%err, "could not mark interrupted assistant replies"),
-    }
-    livechat::retry_orphaned_replies(state).await;
-    if let Err(err) = resume::service::release_orphans(&state.db).await {
-        tracing::warn!(%err, "could not release the resume sessions of stopped nodes");
-    }
-}
-
-/// Every few seconds: says this node is alive and takes over what dead ones left.
-async fn beat_periodically(state: AppState) {
-    let mut every = tokio::time::interval(cluster::nodes::HEARTBEAT_EVERY);
-    every.tick().await;
-    loop {
-        every.tick().await;
-        if let Err(err) = cluster::nodes::beat(&state.db, state.cluster.node()).await {
-            tracing::warn!(%err, "the node heartbeat failed");
-            continue;
-        }
-        if state.cluster.is_shared() {
-            take_over_orphans(&state).await;
-        }
-    }
-}
-
-/// Hands what other nodes signal to the flows.
-async fn follow_signals(state: AppState) {
-    let mut signals = state.cluster.signals();
-    loop {
-        match signals.recv().await {
-            Ok(signal) => {
-                livechat::on_signal(&state, &signal);
-                assistant::on_signal(&state, &signal);
-                auth::on_signal(&state, &signal);
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(
-                    missed,
-                    "signals from other nodes were missed; dropping caches"
-                );
-                let resync = cluster::Signal {
-                    topic: cluster::RESYNC.to_owned(),
-                    body: serde_json::Value::Null,
-                };
-                livechat::on_signal(&state, &resync);
-                auth::on_signal(&state, &resync);
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
-/// Every flow's socket events.
-/// Every flow's socket events.
-pub fn socket_events(config: &Config) -> EventTable {
-    let mut events = EventTable::default().with_event_spans(config.log_format == LogFormat::Json);
-    health::register(&mut events);
-    livechat::register(&mut events, config);
-    assistant::register(&mut events, config);
-    resume::register(&mut events, config);
-    events
-}
-
-/// The path prefixes of each flow's routes.
-const FLOW_ROUTES: [(Flow, &[&str]); 4] = [
-    (Flow::Livechat, &["/api/chats", "/api/messages", "/api/ai/"]),
-    (Flow::Assistant, &["/api/conversations", "/api/chat"]),
-    (Flow::Resume, &["/format-resume"]),
-    (
-        Flow::Coach,
-        &[
-            "/api/gemini/",
-            "/api/sessions",
-            "/api/analytics/",
-            "/api/chatkit/",
-        ],
-    ),
-];
-
-/// The flow a path belongs to.
-fn flow_of(path: &str) -> Option<Flow> {
-    FLOW_ROUTES.iter().find_map(|(flow, prefixes)| {
-        prefixes
-            .iter()
-            .any(|prefix| {
-                path.strip_prefix(prefix).is_some_and(|rest| {
-                    prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/')
-                })
-            })
-            .then_some(*flow)
-    })
-}
-
-/// Routes of a flow the configuration switched off answer `FLOW_DISABLED`.
-async fn refuse_disabled_flows(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match flow_of(request.uri().path()) {
-        Some(flow) if !state.config.flow_enabled(flow) => {
-            AppError::flow_disabled(flow).into_response()
-        }
-        _ => next.run(request).await,
-    }
-}
-
-fn routes(state: &AppState) -> Router {
-    let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
-        .merge(auth::router())
-        .merge(health::router())
-        .merge(livechat::router())
-        .merge(resume::router())
-        .merge(assistant::router())
-        .merge(coach::router())
-        .merge(chatkit::router())
-        .split_for_parts();
-    let frontend = frontend::directory(&state.config);
-    let api = api
-        .merge(openapi::router(openapi::with_error_answers(doc)))
-        .merge(pages::router(frontend.is_none()))
-        .method_not_allowed_fallback(http::method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_disabled_flows,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit_api_per_ip,
-        ))
-        .layer(DefaultBodyLimit::max(state.config.http_body_limit_bytes))
-        .with_state(state.clone());
-    match frontend {
-        Some(dir) => {
-            tracing::info!(dir = %dir.display(), "serving a frontend");
-            api.fallback_service(
-                Router::new()
-                    .fallback(frontend::serve)
-                    .with_state(frontend::files(&dir)),
-            )
-        }
-        None => api.fallback(http::not_found),
-    }
-}
-
-/// `RATE_LIMIT_MAX_REQUESTS` per `RATE_LIMIT_WINDOW_MS`, as a bucket that refills evenly.
-fn api_quota(config: &Config) -> Quota {
-    let max = NonZeroU32::new(config.rate_limit_max_requests).unwrap_or(NonZeroU32::MIN);
-    let period = Duration::from_millis(config.rate_limit_window_ms) / max.get();
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-        .allow_burst(max)
-}
-
-/// Routes outside the general `/api` budget: health probes, and sign-in,
-/// which has its own ([`LoginLimits`]).
-const OWN_BUDGET: [&str; 4] = [
-    "/api/health",
-    "/api/ready",
-    "/api/auth/login",
-    "/api/auth/register",
-];
-
-/// The per-client budget of `/api` requests.
-async fn limit_api_per_ip(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
-    let path = request.uri().path();
-    let limited = path.starts_with("/api/") && !OWN_BUDGET.contains(&path);
-    if !limited {
-        return next.run(request).await;
-    }
-    if let Err(not_until) = state.api_limiter.check_key(&ip) {
-        metrics::refused("api");
-        return AppError::RateLimited {
-            message: "Too many requests; try again later".to_owned(),
-            retry_after: crate::rate_limit::retry_after(&not_until),
-        }
-        .into_response();
-    }
-    match state.api_concurrency.turn(ip).await {
-        Ok(_turn) => next.run(request).await,
-        Err(busy) => busy.into_response(),
-    }
-}
-
-/// `/metrics` on the main port answers this machine (a Prometheus beside
-/// the server) and callers with `METRICS_TOKEN`; to anyone else it does not
-/// exist. Its labels name providers, models and the limits refusing clients.
-async fn guard_metrics(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    request: Request,
-    next: Next,
-) -> Response {
-    let token = state.config.metrics_token.as_deref();
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let allowed = ip.is_loopback() || token.is_some_and(|token| presented == Some(token));
-    if allowed {
-        next.run(request).await
-    } else {
-        http::not_found().await.into_response()
-    }
-}
-
 /// `/metrics` alone on its own address (`METRICS_ADDR`).
 async fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, StartError> {
     let listener = TcpListener::bind(addr)
@@ -569,28 +351,6 @@ async fn serve_metrics(addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>, 
             tracing::warn!(%err, "the metrics listener stopped");
         }
     }))
-}
-
-/// Once a minute: drops expired resume sessions and forgets idle rate-limit keys.
-async fn sweep_periodically(state: AppState) {
-    let ttl = Duration::from_secs(state.config.resume_state_ttl_secs);
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        every.tick().await;
-        state.api_limiter.retain_recent();
-        state.ai_limiter.retain_recent();
-        state.login_limits.retain_recent();
-        state.socket_limits.retain_recent();
-        state.ai_budget.retain_recent();
-        state.creations.retain_recent();
-        state.api_concurrency.retain_recent();
-        if state.config.metrics {
-            metrics::upkeep();
-        }
-        if let Err(err) = resume::service::sweep(&state.db, ttl).await {
-            tracing::warn!(%err, "sweeping resume sessions failed");
-        }
-    }
 }
 
 /// A page's address for a person reading the log: a server bound to every
