@@ -13,19 +13,12 @@
 //! One fallback handler per socket dispatches through the shared table, so a
 //! socket costs one boxed closure whatever the number of events, and an idle
 //! socket runs no task: the queue drains inside the task socketioxide spawns
-//! for the event that found it idle.
+//! for the event that found it idle. What the server keeps per socket (its
+//! identity, budget and queue) is [`super::SocketSession`].
 
-use std::{
-    collections::{HashMap, VecDeque},
-    future::Future,
-    net::IpAddr,
-    num::NonZeroU32,
-    pin::Pin,
-    sync::{Arc, Mutex, RwLock},
-};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
 use futures::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use socketioxide_core::parser::Parse;
@@ -36,7 +29,7 @@ use utoipa::{
     openapi::{RefOr, schema::Schema},
 };
 
-use super::{Ack, ClientSocket, Room};
+use super::{Ack, ClientSocket, Room, SocketSession};
 use crate::{
     ai::{BudgetKey, Payer},
     auth::Identity,
@@ -170,7 +163,7 @@ impl EventContext {
             Identity::User(user) => Payer::User(user.id),
             Identity::Visitor => Payer::Anonymous(
                 [
-                    BudgetKey::Address(self.session.address),
+                    BudgetKey::Address(self.session.address()),
                     BudgetKey::Socket(self.socket.id().to_string()),
                 ]
                 .into_iter()
@@ -465,118 +458,6 @@ impl FlowEvents<'_> {
     }
 }
 
-/// What the server keeps for one socket: who it is, its event budget and the
-/// queue that keeps its events in order.
-pub struct SocketSession {
-    identity: RwLock<Identity>,
-    /// The client's address (behind a trusted proxy, the one it names).
-    address: IpAddr,
-    budget: DefaultDirectRateLimiter,
-    queue: Mutex<Queue>,
-    /// The rooms [`EventContext::join_once`] joined, newest last.
-    joined: Mutex<Vec<Room>>,
-}
-
-/// Rooms [`SocketSession::remember_joined`] keeps; older ones are joined again.
-const REMEMBERED_ROOMS: usize = 4;
-
-#[derive(Default)]
-struct Queue {
-    jobs: VecDeque<Job>,
-    running: bool,
-}
-
-impl SocketSession {
-    pub fn new(config: &Config, identity: Identity, address: IpAddr) -> Self {
-        let per_second = NonZeroU32::new(config.socket_events_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.socket_event_burst).unwrap_or(per_second);
-        Self {
-            identity: RwLock::new(identity),
-            address,
-            budget: RateLimiter::direct_with_clock(
-                Quota::per_second(per_second).allow_burst(burst),
-                crate::rate_limit::clock(),
-            ),
-            queue: Mutex::new(Queue::default()),
-            joined: Mutex::new(Vec::new()),
-        }
-    }
-
-    /// Whether `room` is new to the socket's remembered rooms (it is then remembered).
-    fn remember_joined(&self, room: &Room) -> bool {
-        let mut joined = self.joined.lock().unwrap_or_else(|e| e.into_inner());
-        if joined.contains(room) {
-            return false;
-        }
-        if joined.len() == REMEMBERED_ROOMS {
-            joined.remove(0);
-        }
-        joined.push(room.clone());
-        true
-    }
-
-    /// The client's address (behind a trusted proxy, the one it names).
-    pub fn address(&self) -> IpAddr {
-        self.address
-    }
-
-    /// Whether the socket named `room` lately (see [`EventContext::join_once`]).
-    pub fn remembers(&self, room: &Room) -> bool {
-        self.joined
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(room)
-    }
-
-    pub fn identity(&self) -> Identity {
-        self.identity
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    pub fn set_identity(&self, identity: Identity) {
-        *self.identity.write().unwrap_or_else(|e| e.into_inner()) = identity;
-    }
-
-    /// Spends one event of the socket's budget (a token bucket): a flood
-    /// answers `RATE_LIMITED` instead of reaching the database.
-    fn spend_budget(&self) -> AppResult<()> {
-        self.budget.check().map_err(|not_until| {
-            metrics::refused("socket_events");
-            AppError::RateLimited {
-                message: "Too many events; slow down".to_owned(),
-                retry_after: crate::rate_limit::retry_after(&not_until),
-            }
-        })
-    }
-
-    /// Queues `job`. When nothing was running, returns the future that runs it
-    /// and then whatever queued up behind it; the caller must run that future.
-    fn submit(self: &Arc<Self>, job: Job) -> Option<Job> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        queue.jobs.push_back(job);
-        if queue.running {
-            return None;
-        }
-        queue.running = true;
-        Some(Box::pin(drain(self.clone())))
-    }
-
-    fn next_job(&self) -> Option<Job> {
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let job = queue.jobs.pop_front();
-        queue.running = job.is_some();
-        job
-    }
-}
-
-async fn drain(session: Arc<SocketSession>) {
-    while let Some(job) = session.next_job() {
-        job.await;
-    }
-}
-
 /// Turns an event's payload into `T`, with a message that says what is wrong.
 pub fn parse_payload<T: DeserializeOwned>(mut payload: Payload) -> AppResult<T> {
     CommonParser
@@ -585,24 +466,4 @@ pub fn parse_payload<T: DeserializeOwned>(mut payload: Payload) -> AppResult<T> 
             code: "INVALID_PAYLOAD",
             message: format!("Invalid payload: {err}"),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_room_is_joined_again_only_once_forgotten() {
-        let config = Config::from_args(Vec::<String>::new()).unwrap();
-        let session = SocketSession::new(&config, Identity::Visitor, IpAddr::from([127, 0, 0, 1]));
-        let first = Room::singleton("first");
-        assert!(session.remember_joined(&first));
-        assert!(!session.remember_joined(&first));
-        for name in ["a", "b", "c", "d"] {
-            assert!(session.remember_joined(&Room::singleton(name)));
-        }
-        // Newer rooms pushed it out: it is joined again (joins are idempotent).
-        assert!(session.remember_joined(&first));
-        assert!(!session.remember_joined(&Room::singleton("d")));
-    }
 }

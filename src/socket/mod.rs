@@ -15,6 +15,7 @@ mod events;
 mod hub;
 mod limits;
 mod rooms;
+mod session;
 
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
@@ -37,11 +38,12 @@ use socketioxide_redis::CustomRedisAdapter;
 pub use client::{Ack, ClientSocket};
 pub use events::{
     Direction, EventContext, EventDoc, EventPayload, EventTable, FlowEvents, NoPayload, Payload,
-    PayloadSchema, Reporter, Schemas, SocketContext, SocketSession, parse_payload,
+    PayloadSchema, Reporter, Schemas, SocketContext, parse_payload,
 };
 pub use hub::{Broadcast, Hub, Io};
 pub use limits::{AddressLimits, limit_handshakes};
 pub use rooms::{Room, RoomKind};
+pub use session::SocketSession;
 
 use crate::{
     auth,
