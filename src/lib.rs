@@ -28,25 +28,25 @@
 //!   OpenAI-compatible server and a small Socket.IO client.
 
 pub mod ai;
-pub mod assistant;
-pub mod asyncapi;
+pub(crate) mod assistant;
+pub(crate) mod asyncapi;
 pub mod auth;
-pub mod chatkit;
-pub mod client_limits;
-pub mod cluster;
-pub mod coach;
+pub(crate) mod chatkit;
+pub(crate) mod client_limits;
+pub(crate) mod cluster;
+pub(crate) mod coach;
 pub mod config;
-pub mod error;
-pub mod frontend;
-pub mod health;
-pub mod http;
+pub(crate) mod error;
+pub(crate) mod frontend;
+pub(crate) mod health;
+pub(crate) mod http;
 pub mod livechat;
 pub mod net;
-pub mod openapi;
-pub mod pages;
+pub(crate) mod openapi;
+pub(crate) mod pages;
 #[cfg(test)]
 mod proptest_json;
-pub mod rate_limit;
+pub(crate) mod rate_limit;
 pub mod resume;
 pub mod server;
 pub mod socket;
@@ -55,7 +55,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod timefmt;
+pub(crate) mod timefmt;
 
 pub use config::Config;
 pub use server::Server;
