@@ -465,7 +465,7 @@ async fn local_pages_sign_in_with_credentials_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_ends_the_access_tokens_and_admin_sockets_of_that_sign_in() {
-    use switchboard::testkit::sio::{Incoming, SioClient};
+    use switchboard::testkit::sio::SioClient;
     let app = spawn_app().await;
     let sign_in = async || -> Value {
         app.login(ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -503,17 +503,8 @@ async fn signing_out_ends_the_access_tokens_and_admin_sockets_of_that_sign_in() 
         .unwrap();
     assert!(logout.status().is_success());
     // The admin socket of that sign-in is disconnected at once.
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                Ok(Incoming::Disconnect) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
     assert!(
-        closed.is_ok(),
+        disconnected(&mut socket).await,
         "the socket of the ended sign-in is disconnected"
     );
     // Its access token no longer opens anything.
@@ -570,6 +561,21 @@ async fn a_reused_refresh_token_ends_the_access_tokens_of_its_sign_in() {
     );
 }
 
+/// Whether the server disconnects `socket` within 10 s.
+async fn disconnected(socket: &mut switchboard::testkit::sio::SioClient) -> bool {
+    use switchboard::testkit::sio::Incoming;
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                Ok(Incoming::Disconnect) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 async fn post_auth(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = app.http.post(app.url(path));
     if let Some(token) = token {
@@ -584,7 +590,7 @@ async fn code_of(response: reqwest::Response) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deactivated_account_cannot_sign_in_and_everything_it_had_ends() {
-    use switchboard::testkit::sio::{Incoming, SioClient};
+    use switchboard::testkit::sio::SioClient;
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let email = "leaving@test.local";
@@ -604,16 +610,10 @@ async fn a_deactivated_account_cannot_sign_in_and_everything_it_had_ends() {
         (Some(email), Some(false))
     );
 
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                Ok(Incoming::Disconnect) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "its socket is disconnected");
+    assert!(
+        disconnected(&mut socket).await,
+        "its socket is disconnected"
+    );
     let verify = app.get_auth("/api/auth/verify", access).await;
     assert_eq!(verify.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(code_of(verify).await, "TOKEN_REVOKED");
