@@ -485,14 +485,19 @@ async fn signing_out_ends_the_access_tokens_and_admin_sockets_of_that_sign_in() 
         .await
         .unwrap();
     let session = "signed-out-admin-0001";
-    app.post_json("/api/chats", &json!({ "sessionId": session }))
+    let opened = app
+        .post_json("/api/chats", &json!({ "sessionId": session }))
         .await;
+    assert!(opened.status().is_success(), "{}", opened.status());
     let reply = json!({ "sessionId": session, "message": "still here" });
     socket.emit("admin-reply", &reply).await.unwrap();
-    assert_eq!(
-        socket.next_named("admin-reply").await.unwrap()["message"],
-        "still here"
-    );
+    let echoed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        socket.next_named("admin-reply"),
+    )
+    .await
+    .expect("the admin's reply comes back");
+    assert_eq!(echoed.unwrap()["message"], "still here");
 
     let logout = app
         .http
